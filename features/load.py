@@ -1,0 +1,87 @@
+"""Reading a book from a directory of CSV/Parquet files or from a SQL database, then validating it.
+
+Every command that reads a book calls `load_book`, so every command refuses a broken book the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from features.schema import TABLES, Book
+from features.validate import BookError, Problem, validate_tables
+
+SQL_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql", "mariadb", "oracle", "mssql")
+
+
+def is_sql_url(src: str) -> bool:
+    """True when `src` is a SQLAlchemy URL rather than a path."""
+    return "://" in src and src.split(":", 1)[0].split("+", 1)[0] in {p.rstrip(":") for p in SQL_PREFIXES}
+
+
+def read_raw_tables(src: str | Path) -> dict[str, pd.DataFrame | None]:
+    """Raw frames per contract table (None where a table is absent); only the contract's columns are kept."""
+    text = str(src)
+    if is_sql_url(text):
+        return _read_sql(text)
+    path = Path(text)
+    if path.is_file() and path.suffix in {".db", ".sqlite", ".sqlite3"}:
+        return _read_sql(f"sqlite:///{path.resolve()}")
+    if not path.is_dir():
+        raise BookError([Problem("book", "-", f"no book at {text!r}: not a directory, database file or SQL URL")])
+    return {name: _read_file_table(path, name) for name in TABLES}
+
+
+def _read_file_table(folder: Path, name: str) -> pd.DataFrame | None:
+    wanted = set(TABLES[name].names)
+    parquet, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
+    try:
+        if parquet.exists():
+            import pyarrow.parquet as pq
+
+            present = [c for c in pq.read_schema(parquet).names if c in wanted]
+            return pd.read_parquet(parquet, columns=present)
+        if csv.exists():
+            return pd.read_csv(
+                csv,
+                dtype=str,
+                usecols=lambda c: c in wanted,
+                keep_default_na=False,
+                na_values=[""],
+            )
+    except Exception as exc:  # unreadable file: report it as a problem of that table
+        raise BookError(
+            [Problem(name, "-", f"cannot read {folder.name}/{name}: {type(exc).__name__}: {exc}")]
+        ) from None
+    return None
+
+
+def _read_sql(url: str) -> dict[str, pd.DataFrame | None]:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+            out: dict[str, pd.DataFrame | None] = {}
+            for name, table in TABLES.items():
+                if name not in present:
+                    out[name] = None
+                    continue
+                cols = {c["name"] for c in sa.inspect(conn).get_columns(name)}
+                keep = [c for c in table.names if c in cols]
+                quoted = ", ".join(f'"{c}"' for c in keep)
+                out[name] = pd.read_sql_query(sa.text(f'SELECT {quoted} FROM "{name}"'), conn)
+        engine.dispose()
+        return out
+    except BookError:
+        raise
+    except Exception as exc:
+        safe = url.split("@")[-1] if "@" in url else url
+        raise BookError([Problem("book", "-", f"cannot read database {safe!r}: {type(exc).__name__}")]) from None
+
+
+def load_book(src: str | Path) -> Book:
+    """Read and validate a book; raises BookError listing every problem found."""
+    return validate_tables(read_raw_tables(src))

@@ -1,0 +1,269 @@
+"""The book's data contract: the single source of truth for tables, columns, types and enums.
+
+The loader, the validator, the generator and docs/data-contract.md all read this module;
+nothing else in the project names a column of the contract by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+
+Kind = Literal["string", "int", "float", "money", "date", "timestamp", "bool", "enum"]
+
+SERVICE_LINES = ("emergency", "inpatient", "outpatient", "clinic", "lab", "imaging", "other")
+PAYER_CLASSES = ("commercial", "medicare", "medicaid", "self_pay", "other")
+TRANSACTION_KINDS = ("charge", "insurance_payment", "patient_payment", "adjustment", "refund")
+CHANNELS = ("call", "sms", "email", "letter", "portal")
+ACTIONS = ("none", *CHANNELS)
+OUTCOMES_BY_CHANNEL: dict[str, tuple[str, ...]] = {
+    "call": ("no_answer", "voicemail", "right_party", "wrong_number"),
+    "sms": ("delivered", "failed"),
+    "email": ("delivered", "failed"),
+    "letter": ("sent", "returned"),
+    "portal": ("sent",),
+}
+OUTCOMES = tuple(dict.fromkeys(o for outs in OUTCOMES_BY_CHANNEL.values() for o in outs))
+HOLD_KINDS = ("dispute", "bankruptcy", "cease_contact", "financial_assistance", "deceased")
+US_STATES = (
+    "AL",
+    "AK",
+    "AZ",
+    "AR",
+    "CA",
+    "CO",
+    "CT",
+    "DE",
+    "DC",
+    "FL",
+    "GA",
+    "HI",
+    "ID",
+    "IL",
+    "IN",
+    "IA",
+    "KS",
+    "KY",
+    "LA",
+    "ME",
+    "MD",
+    "MA",
+    "MI",
+    "MN",
+    "MS",
+    "MO",
+    "MT",
+    "NE",
+    "NV",
+    "NH",
+    "NJ",
+    "NM",
+    "NY",
+    "NC",
+    "ND",
+    "OH",
+    "OK",
+    "OR",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "TX",
+    "UT",
+    "VT",
+    "VA",
+    "WA",
+    "WV",
+    "WI",
+    "WY",
+    "PR",
+)
+
+# Signed effect on the balance that each transaction kind may have: +1 raises, -1 lowers, 0 either.
+AMOUNT_SIGN = {"charge": 1, "refund": 1, "insurance_payment": -1, "patient_payment": -1, "adjustment": 0}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a contract table."""
+
+    name: str
+    kind: Kind
+    nullable: bool = False
+    values: tuple[str, ...] | None = None
+    key: bool = False
+    references: str | None = None  # "table.column"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of a book; `optional` tables may be absent (then empty)."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    optional: bool = False
+    checks: tuple[str, ...] = field(default=())
+
+    @property
+    def key(self) -> str | None:
+        return next((c.name for c in self.columns if c.key), None)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "guarantors",
+            "the person responsible for the bill",
+            (
+                Column("guarantor_id", "string", key=True, note="key"),
+                Column("birth_year", "int", nullable=True),
+                Column(
+                    "state",
+                    "enum",
+                    values=US_STATES,
+                    note="2-letter US state; drives local time and state rules",
+                ),
+                Column(
+                    "zip3",
+                    "string",
+                    nullable=True,
+                    note="first 3 digits of the ZIP (HIPAA safe-harbor level, never the full ZIP)",
+                ),
+                Column("language", "string", nullable=True, note="ISO 639-1 (`en`, `es`, …); missing means `en`"),
+                Column("has_mobile", "bool", note="a mobile number is on file"),
+                Column("has_email", "bool", note="an e-mail address is on file"),
+                Column("sms_consent", "bool", note="prior express consent to texts about the bill"),
+                Column("email_consent", "bool", note="prior express consent to e-mail about the bill"),
+                Column("portal_enrolled", "bool", note="uses the patient portal"),
+            ),
+            checks=("zip3 is exactly three digits",),
+        ),
+        Table(
+            "accounts",
+            "one hospital account (an encounter's bill)",
+            (
+                Column("account_id", "string", key=True, note="key"),
+                Column("guarantor_id", "string", references="guarantors.guarantor_id"),
+                Column("service_date", "date"),
+                Column("service_line", "enum", values=SERVICE_LINES),
+                Column("payer_class", "enum", values=PAYER_CLASSES),
+                Column("facility_id", "string", nullable=True),
+            ),
+        ),
+        Table(
+            "transactions",
+            "the account ledger; the balance on day T is the sum of amounts posted on or before T",
+            (
+                Column("transaction_id", "string", key=True, note="key"),
+                Column("account_id", "string", references="accounts.account_id"),
+                Column("posted_date", "date"),
+                Column("kind", "enum", values=TRANSACTION_KINDS),
+                Column(
+                    "amount",
+                    "money",
+                    note="signed effect on the balance: charge and refund > 0; insurance_payment and "
+                    "patient_payment < 0; adjustment either sign",
+                ),
+            ),
+            checks=("amount's sign agrees with kind",),
+        ),
+        Table(
+            "contacts",
+            "outreach attempts",
+            (
+                Column("contact_id", "string", key=True, note="key"),
+                Column("account_id", "string", references="accounts.account_id"),
+                Column("contacted_at", "timestamp", note="naive timestamps mean UTC"),
+                Column("channel", "enum", values=CHANNELS),
+                Column(
+                    "outcome",
+                    "enum",
+                    values=OUTCOMES,
+                    note="call: no_answer, voicemail, right_party, wrong_number; sms/email: delivered, failed; "
+                    "letter: sent, returned; portal: sent",
+                ),
+                Column(
+                    "propensity",
+                    "float",
+                    nullable=True,
+                    note="probability with which the deciding policy chose this channel for this account that "
+                    "day; in (0, 1]; missing for history logged without it",
+                ),
+            ),
+            checks=("outcome belongs to channel", "propensity in (0, 1]"),
+        ),
+        Table(
+            "holds",
+            "periods in which the account must not be worked (optional table; absent means none)",
+            (
+                Column("account_id", "string", references="accounts.account_id"),
+                Column("kind", "enum", values=HOLD_KINDS),
+                Column("start_date", "date"),
+                Column("end_date", "date", nullable=True, note="open-ended when missing"),
+            ),
+            optional=True,
+            checks=("end_date on or after start_date",),
+        ),
+    )
+}
+
+TABLE_ORDER = tuple(TABLES)
+
+
+def empty_frame(table: str) -> pd.DataFrame:
+    """A zero-row frame of the table with its typed columns (used for an absent optional table)."""
+    return pd.DataFrame({c.name: pd.Series(dtype=pandas_dtype(c)) for c in TABLES[table].columns})
+
+
+def pandas_dtype(col: Column) -> object:
+    """The in-memory dtype a validated column has."""
+    return {
+        "string": "object",
+        "int": "Int64",
+        "float": "float64",
+        "money": "float64",
+        "date": "datetime64[ns]",
+        "timestamp": "datetime64[ns]",
+        "bool": "bool",
+        "enum": pd.CategoricalDtype(list(col.values or ())),
+    }[col.kind]
+
+
+@dataclass
+class Book:
+    """A validated book: one typed DataFrame per contract table."""
+
+    guarantors: pd.DataFrame
+    accounts: pd.DataFrame
+    transactions: pd.DataFrame
+    contacts: pd.DataFrame
+    holds: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in TABLE_ORDER}
+
+    def subset_guarantors(self, guarantor_ids: pd.Index | list[str]) -> Book:
+        """The part of the book that belongs to the given guarantors (all of their accounts)."""
+        g = self.guarantors[self.guarantors["guarantor_id"].isin(guarantor_ids)]
+        a = self.accounts[self.accounts["guarantor_id"].isin(guarantor_ids)]
+        ids = a["account_id"]
+        return Book(
+            guarantors=g,
+            accounts=a,
+            transactions=self.transactions[self.transactions["account_id"].isin(ids)],
+            contacts=self.contacts[self.contacts["account_id"].isin(ids)],
+            holds=self.holds[self.holds["account_id"].isin(ids)],
+        )

@@ -1,0 +1,224 @@
+"""Validation of raw book tables against the contract in features.schema.
+
+Each problem names the table, the column and a few offending row keys or values, so a person can fix the
+source without reading a traceback. Parsing and checking happen together: a validated book is typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.schema import AMOUNT_SIGN, OUTCOMES_BY_CHANNEL, TABLES, Book, Column, Table, empty_frame
+
+MAX_EXAMPLES = 3
+TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False, "1.0": True, "0.0": False}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a book."""
+
+    table: str
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.table if self.column == "-" else f"{self.table}.{self.column}"
+        return f"{where}: {self.message}"
+
+
+class BookError(Exception):
+    """A book that breaks the contract; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _examples(frame: pd.DataFrame, table: Table, mask: pd.Series, column: str | None = None) -> str:
+    """'e.g. transaction_id=t1 value='x'' for the first offending rows."""
+    rows = frame.loc[mask].head(MAX_EXAMPLES)
+    key = table.key or "account_id"
+    parts = []
+    for i, (_, row) in enumerate(rows.iterrows()):  # at most MAX_EXAMPLES rows, for the message only
+        label = f"{key}={row[key]}" if key in rows.columns else f"row {rows.index[i]}"
+        parts.append(f"{label} value={row[column]!r}" if column else label)
+    return "e.g. " + ", ".join(parts)
+
+
+def _is_blank(raw: pd.Series) -> pd.Series:
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
+        return raw.isna() | (raw.astype("string").str.strip() == "")
+    return raw.isna()
+
+
+def _parse(raw: pd.Series, col: Column) -> pd.Series:
+    """Parse one raw column into its typed form; unparseable values become missing."""
+    kind = col.kind
+    if kind in {"string", "enum"}:
+        text = raw.astype("string").str.strip()
+        text = text.where(~_is_blank(raw))
+        if kind == "enum":
+            levels = list(col.values or ())
+            return pd.Categorical(text.where(text.isin(levels)), categories=levels)  # unknown → NaN, reported
+        return text.astype(object).where(text.notna(), None)
+    if kind in {"int", "float", "money"}:
+        return pd.to_numeric(raw, errors="coerce").astype("float64")
+    if kind == "bool":
+        if pd.api.types.is_bool_dtype(raw.dtype):
+            return raw.astype("boolean")
+        return raw.astype("string").str.strip().str.lower().map(TRUE_WORDS).astype("boolean")
+    if kind == "date":
+        if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+            out = pd.to_datetime(raw, errors="coerce")
+            return (out.dt.tz_convert("UTC").dt.tz_localize(None) if out.dt.tz else out).dt.normalize()
+        text = raw.astype("string").str.strip().str.slice(0, 10).where(lambda s: s.str.len() == 10)
+        return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    if kind == "timestamp":
+        if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+            out = pd.to_datetime(raw, errors="coerce")
+        else:
+            out = pd.to_datetime(raw.astype("string").str.strip(), format="ISO8601", utc=True, errors="coerce")
+        return out.dt.tz_convert("UTC").dt.tz_localize(None) if out.dt.tz is not None else out
+    raise ValueError(f"unknown column kind {kind}")
+
+
+def _typed_table(name: str, raw: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame | None:
+    table = TABLES[name]
+    missing = [c for c in table.names if c not in raw.columns]
+    for c in missing:
+        problems.append(Problem(name, c, "required column is missing"))
+    if missing:
+        return None
+    raw = raw.reset_index(drop=True)
+    out = pd.DataFrame(index=raw.index)
+    for col in table.columns:
+        values = raw[col.name]
+        parsed = _parse(values, col)
+        parsed = pd.Series(parsed, index=raw.index, name=col.name)
+        blank = _is_blank(values)
+        bad = parsed.isna() & ~blank
+        if bad.any():
+            what = {"enum": "unknown value", "bool": "not a boolean (true/false/1/0)"}.get(
+                col.kind, f"unparseable {'number' if col.kind in {'int', 'float', 'money'} else col.kind}"
+            )
+            allowed = (
+                f" (allowed: {', '.join(col.values)})" if col.kind == "enum" and len(col.values or ()) < 12 else ""
+            )
+            problems.append(
+                Problem(
+                    name,
+                    col.name,
+                    f"{int(bad.sum())} {what}{allowed}; {_examples(raw, table, bad, col.name)}",
+                )
+            )
+        if not col.nullable and blank.any():
+            problems.append(
+                Problem(name, col.name, f"{int(blank.sum())} missing value(s); {_examples(raw, table, blank)}")
+            )
+        if col.kind == "int":
+            frac = parsed.notna() & (parsed != np.round(parsed))
+            if frac.any():
+                problems.append(Problem(name, col.name, f"not a whole number; {_examples(raw, table, frac, col.name)}"))
+            parsed = parsed.round().astype("Int64")
+        if col.kind == "bool":
+            parsed = parsed.fillna(False).astype(bool)
+        if col.kind in {"date", "timestamp"}:
+            parsed = parsed.astype("datetime64[ns]")
+        out[col.name] = parsed
+    return out
+
+
+def _row_checks(name: str, df: pd.DataFrame, problems: list[Problem]) -> None:
+    """Checks that involve more than one column or the table's key."""
+    table = TABLES[name]
+    if table.key:
+        dup = df[table.key].duplicated(keep=False) & df[table.key].notna()
+        if dup.any():
+            problems.append(Problem(name, table.key, f"duplicate key; {_examples(df, table, dup)}"))
+    if name == "guarantors":
+        z = df["zip3"].astype("string")
+        bad = z.notna() & ~z.str.fullmatch(r"\d{3}").fillna(False)
+        if bad.any():
+            problems.append(
+                Problem(
+                    name,
+                    "zip3",
+                    f"must be exactly 3 digits (never a full ZIP); {_examples(df, table, bad, 'zip3')}",
+                )
+            )
+    if name == "transactions":
+        sign = df["kind"].astype(object).map(AMOUNT_SIGN).astype("float64")
+        bad = ((sign > 0) & (df["amount"] <= 0)) | ((sign < 0) & (df["amount"] >= 0))
+        if bad.any():
+            kinds = ", ".join(sorted(df.loc[bad, "kind"].astype(str).unique()))
+            problems.append(
+                Problem(name, "amount", f"sign contradicts kind ({kinds}); {_examples(df, table, bad, 'amount')}")
+            )
+    if name == "contacts":
+        p = df["propensity"]
+        bad = p.notna() & ((p <= 0) | (p > 1))
+        if bad.any():
+            problems.append(Problem(name, "propensity", f"outside (0, 1]; {_examples(df, table, bad, 'propensity')}"))
+        allowed = pd.Series(
+            [f"{c}/{o}" for c, outs in OUTCOMES_BY_CHANNEL.items() for o in outs], dtype="string"
+        ).to_numpy()
+        pair = df["channel"].astype("string") + "/" + df["outcome"].astype("string")
+        bad = pair.notna() & ~pair.isin(allowed)
+        if bad.any():
+            problems.append(
+                Problem(
+                    name,
+                    "outcome",
+                    f"outcome does not belong to channel; {_examples(df, table, bad, 'outcome')}",
+                )
+            )
+    if name == "holds":
+        bad = df["end_date"].notna() & (df["end_date"] < df["start_date"])
+        if bad.any():
+            problems.append(Problem(name, "end_date", f"before start_date; {_examples(df, table, bad, 'end_date')}"))
+
+
+def _foreign_keys(typed: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
+    for name, df in typed.items():
+        for col in TABLES[name].columns:
+            if not col.references:
+                continue
+            ref_table, ref_col = col.references.split(".")
+            if ref_table not in typed:
+                continue
+            bad = df[col.name].notna() & ~df[col.name].isin(typed[ref_table][ref_col])
+            if bad.any():
+                problems.append(
+                    Problem(
+                        name,
+                        col.name,
+                        f"{int(bad.sum())} row(s) point to no {ref_table} row; "
+                        f"{_examples(df, TABLES[name], bad, col.name)}",
+                    )
+                )
+
+
+def validate_tables(raw: dict[str, pd.DataFrame | None]) -> Book:
+    """Type and check raw tables; returns a Book or raises BookError with every problem found."""
+    problems: list[Problem] = []
+    typed: dict[str, pd.DataFrame] = {}
+    for name, table in TABLES.items():
+        frame = raw.get(name)
+        if frame is None:
+            if table.optional:
+                typed[name] = empty_frame(name)
+            else:
+                problems.append(Problem(name, "-", "required table is missing"))
+            continue
+        result = _typed_table(name, frame, problems)
+        if result is not None:
+            _row_checks(name, result, problems)
+            typed[name] = result
+    _foreign_keys(typed, problems)
+    if problems:
+        raise BookError(problems)
+    return Book(**typed)

@@ -1,0 +1,278 @@
+"""The `payrank` command line: one Typer app, one sub-command per job.
+
+Heavy imports (MLflow, LightGBM) happen inside the commands, so `payrank --help` stays fast.
+Every error a user can cause ends in a one-line-per-problem message and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from features.validate import BookError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="payrank: rank overdue patient balances.")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DataOpt = Annotated[str, typer.Option("--data", help="Book: a folder of CSV/Parquet files or a SQLAlchemy URL.")]
+AsOfOpt = Annotated[str, typer.Option("--as-of", help="As-of day YYYY-MM-DD (the book at the end of that day).")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output file, .csv or .parquet.")]
+
+
+class UserError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn BookError / UserError / ValueError into readable lines and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BookError as exc:
+            err.print(f"[bold red]The book breaks the data contract ({len(exc.problems)} problem(s)):[/]")
+            for p in exc.problems:
+                err.print(f"  {p}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except (UserError, ValueError, FileNotFoundError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_day(text: str, option: str = "--as-of") -> date:
+    """An ISO day, or a UserError naming the option."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected a date YYYY-MM-DD") from None
+
+
+class BookFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+    sqlite = "sqlite"
+
+
+@app.command()
+@friendly_errors
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the book into.")],
+    guarantors: Annotated[int, typer.Option(min=1, help="Number of guarantors (≈1.5 accounts each).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same book.")] = 0,
+    fmt: Annotated[BookFormat, typer.Option("--format", help="csv, parquet or sqlite.")] = BookFormat.parquet,
+    end_date: Annotated[str, typer.Option("--end-date", help="The book's last day.")] = "2026-09-30",
+    days: Annotated[int, typer.Option(min=60, help="Days of history to simulate.")] = 450,
+) -> None:
+    """Write a synthetic book (and truth.parquet, the hidden truth) in the data contract."""
+    from features.generate import generate_book, write_book
+
+    end = parse_day(end_date, "--end-date")
+    book, truth = _with_progress("simulating days", lambda cb: generate_book(guarantors, seed, end, days, cb))
+    path = write_book(book, out, fmt.value, truth)
+    console.print(f"wrote a {fmt.value} book to [bold]{path}[/]")
+    _print_summary(book)
+
+
+@app.command()
+@friendly_errors
+def validate(data: DataOpt) -> None:
+    """Check a book against the data contract and print a one-screen summary."""
+    from features.load import load_book
+
+    book = load_book(data)
+    console.print("[bold green]valid book[/]")
+    _print_summary(book)
+
+
+@app.command()
+@friendly_errors
+def features(data: DataOpt, as_of: AsOfOpt, out: OutOpt) -> None:
+    """Build point-in-time features for every open account on the as-of day."""
+    from features.build import build_features
+    from features.io import check_output_path, write_frame
+    from features.load import load_book
+
+    day = parse_day(as_of)
+    check_output_path(out)
+    book = load_book(data)
+    frame = build_features(book, day)
+    write_frame(frame, out)
+    console.print(f"wrote {len(frame):,} open accounts × {frame.shape[1]} columns to [bold]{out}[/]")
+
+
+TrackingOpt = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI (default: SQLite under PAYRANK_HOME)."),
+]
+ModelNameOpt = Annotated[str, typer.Option("--model-name", help="Registered model name.")]
+
+
+@app.command()
+@friendly_errors
+def train(
+    data: DataOpt,
+    as_of: AsOfOpt,
+    tracking_uri: TrackingOpt = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "payrank",
+    model_name: ModelNameOpt = "payrank",
+    seed: Annotated[int, typer.Option(help="Seed for LightGBM and sampling.")] = 0,
+    threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores).")] = 0,
+    max_auc_drop: Annotated[float, typer.Option(help="Promotion gate: allowed AUC drop vs champion.")] = 0.005,
+    max_value_drop: Annotated[float, typer.Option(help="Promotion gate: allowed policy-value drop.")] = 0.0,
+) -> None:
+    """Train on everything the book knew on the as-of day; log to MLflow; register; maybe promote."""
+    from training.registry import Gate
+    from training.train import TrainConfig, log_and_register, train_bundle
+
+    day = parse_day(as_of)
+    from features.load import load_book
+
+    book = load_book(data)
+    cfg = TrainConfig(
+        as_of=day,
+        model_name=model_name,
+        experiment=experiment,
+        tracking_uri=tracking_uri,
+        seed=seed,
+        num_threads=threads,
+        gate=Gate(max_auc_drop, max_value_drop),
+    )
+    result = _train_with_progress(book, cfg, train_bundle, log_and_register)
+    _print_train_result(result)
+
+
+def _train_with_progress(book: Any, cfg: Any, train_bundle: Any, log_and_register: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        trained = train_bundle(book, cfg, update)
+        task = bar.add_task("logging to MLflow and registering", total=None)
+        result = log_and_register(trained, cfg)
+        bar.update(task, completed=1, total=1)
+    return result
+
+
+def _print_train_result(result: Any) -> None:
+    m = result.metrics
+    console.print(f"run [bold]{result.run_id}[/] registered as version [bold]{result.version}[/]")
+    console.print(
+        f"holdout AUC {m['holdout_auc']:.3f} (balance only {m['holdout_auc_balance_only']:.3f}), "
+        f"Brier {m['holdout_brier']:.4f}, mean predicted {m['holdout_mean_predicted']:.3f} "
+        f"vs observed {m['holdout_observed_rate']:.3f}; channel policy value (DR) {m['policy_value']:.4f} "
+        f"vs logged {m.get('policy_logged_value', float('nan')):.4f}"
+    )
+    verdict = "[bold green]became champion[/]" if result.promoted else "[yellow]kept the champion[/]"
+    console.print(f"{verdict}: {result.reason}")
+
+
+@app.command()
+@friendly_errors
+def models(tracking_uri: TrackingOpt = None, model_name: ModelNameOpt = "payrank") -> None:
+    """List registered versions with aliases, holdout metrics and data window."""
+    from mlflow import MlflowClient
+    from rich.table import Table
+
+    from training.registry import list_versions
+    from training.tracking import use_tracking
+
+    use_tracking(tracking_uri)
+    rows = list_versions(MlflowClient(), model_name)
+    if not rows:
+        console.print(f"no versions of {model_name!r} registered yet")
+        return
+    table = Table(title=f"registered model {model_name}")
+    for col in ("version", "aliases", "auc", "policy_value", "data_window", "gate"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("version", "aliases", "auc", "policy_value", "data_window", "gate")))
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def promote(
+    version: Annotated[str, typer.Argument(help="Version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why; recorded as a tag on the version.")],
+    tracking_uri: TrackingOpt = None,
+    model_name: ModelNameOpt = "payrank",
+) -> None:
+    """Promote a version to champion by hand."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from training.registry import promote as do_promote
+    from training.tracking import use_tracking
+
+    use_tracking(tracking_uri)
+    try:
+        do_promote(MlflowClient(), model_name, version, reason)
+    except MlflowException:
+        raise UserError(f"version {version!r} of model {model_name!r} does not exist") from None
+    console.print(f"version {version} of {model_name} is now [bold]champion[/] ({reason})")
+
+
+def _with_progress(label: str, job: Callable[[Callable[[int, int], None]], Any]) -> Any:
+    """Run `job(progress_callback)` under a rich progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return job(update)
+
+
+def _print_summary(book: Any) -> None:
+    from features.summary import book_summary
+
+    console.print(book_summary(book))
+
+
+@app.command()
+@friendly_errors
+def demo(
+    guarantors: Annotated[int, typer.Option(min=100, help="Size of the demo book.")] = 4000,
+    seed: Annotated[int, typer.Option(help="Seed of the demo book.")] = 7,
+) -> None:
+    """The main job, end to end on a generated demo book under .payrank/."""
+    from serving.demo import run_demo
+
+    run_demo(guarantors=guarantors, seed=seed, console=console)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

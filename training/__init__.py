@@ -1,0 +1,1 @@
+"""Training: channel-response (uplift) learners, off-policy value estimators and Qini evaluation."""
