@@ -101,7 +101,7 @@ def evaluate_policy(
         for _, channels, v in verdicts:
             if ch in channels:
                 blocked |= v["blocked"].to_numpy()
-        allowed[ch] = ~blocked | (ch == "letter")
+        allowed[ch] = ~blocked
     allowed = allowed.join(call_windows(acc, g, day, config))
     parts = [_long(acc["account_id"], rule, channels, v) for rule, channels, v in verdicts]
     return PolicyResult(allowed=allowed, blocks=_sorted_blocks(parts, acc["account_id"]), day=day)

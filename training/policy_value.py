@@ -95,7 +95,7 @@ def learned_policy_value(
     if rows.sum() < 50:
         return {}
     p, f, acts = pred.loc[rows], features.loc[rows], logged[rows]
-    cost = np.array([costs.get(a, 0.0) for a in acts])
+    cost = pd.Series(acts).map(costs).fillna(0.0).to_numpy(dtype=float)
     r = np.asarray(reward_dollars, dtype=float)[rows] - cost
     values = action_values(p, costs)
     target = best_action(values, receivable_actions(f)).to_numpy().astype(str)
@@ -103,14 +103,14 @@ def learned_policy_value(
     q = np.column_stack(
         [p[f"p14_{a}"].to_numpy() * p["expected_payment"].to_numpy() - costs.get(a, 0.0) for a in ACTIONS]
     )
-    col = {a: i for i, a in enumerate(ACTIONS)}
+    col = pd.Index(list(ACTIONS))
     idx = np.arange(len(q))
     result = evaluate_policy(
         reward=r,
         propensity=prop[rows],
         pi_logged=deterministic_pi(target, acts),
-        q_logged=q[idx, [col[a] for a in acts]],
-        q_target=q[idx, [col[a] for a in target]],
+        q_logged=q[idx, col.get_indexer(acts)],
+        q_target=q[idx, col.get_indexer(target)],
         n_boot=n_boot,
         seed=seed,
     )

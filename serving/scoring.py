@@ -1,0 +1,96 @@
+"""Scoring a book on an as-of day: features → bundle → contact policy → best allowed action → reasons.
+
+The one code path behind `payrank score`, `payrank worklist` and the API's /v1/score and /v1/worklist.
+Scores for as-of DATE are for work on DATE+1; the contact policy is evaluated for that day, and an action
+the policy blocks is never chosen or shown for that account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.build import build_features
+from features.schema import ACTIONS, CHANNELS, Book
+from serving.policy import PolicyResult, evaluate_policy
+from serving.policy_config import PolicyConfig
+from serving.reasons import reason_codes
+from training.policy_value import action_values, best_action
+from training.scorer import Scorer
+
+SCORE_COLUMNS = [
+    "account_id",
+    "guarantor_id",
+    "balance",
+    "p_pay",
+    "best_channel",
+    "channel_uplift",
+    "expected_value",
+    "reasons",
+    "allowed_channels",
+    "model_version",
+]
+MONEY_DIGITS = 2
+PROB_DIGITS = 6
+
+
+@dataclass
+class Scored:
+    """Everything a list is made from: the score rows, per-action values, the policy verdicts."""
+
+    scores: pd.DataFrame  # SCORE_COLUMNS, one row per open account, sorted by account_id
+    values: pd.DataFrame  # expected incremental net dollars per action (ACTIONS), same rows
+    policy: PolicyResult
+    features: pd.DataFrame
+
+
+def score_book(
+    book: Book,
+    as_of: object,
+    scorer: Scorer,
+    policy: PolicyConfig,
+    model_version: str,
+    costs: dict[str, float] | None = None,
+    num_threads: int = 0,
+) -> Scored:
+    """Score every open account of `book` as of `as_of`."""
+    feats = build_features(book, as_of)
+    costs = {**scorer.costs, **(costs or {})}
+    verdict = evaluate_policy(book, as_of, feats[["account_id", "guarantor_id"]], policy)
+    if feats.empty:
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in SCORE_COLUMNS})
+        return Scored(empty, pd.DataFrame(columns=list(ACTIONS)), verdict, feats)
+    pred = scorer.predict(feats, num_threads=num_threads)
+    values = action_values(pred, costs)
+    allowed = verdict.allowed[list(CHANNELS)].copy()
+    allowed.insert(0, "none", True)
+    best = best_action(values, allowed).astype(str)
+    # "none" unless an allowed action pays for itself: best_action ranks "none" (value 0) first on ties
+    p_best = pred[[f"p14_{a}" for a in ACTIONS]].to_numpy()[np.arange(len(pred)), pd.Index(ACTIONS).get_indexer(best)]
+    ev = values.to_numpy()[np.arange(len(values)), pd.Index(values.columns).get_indexer(best)]
+    scores = pd.DataFrame(
+        {
+            "account_id": feats["account_id"].to_numpy(),
+            "guarantor_id": feats["guarantor_id"].to_numpy(),
+            "balance": feats["balance"].round(MONEY_DIGITS).to_numpy(),
+            "p_pay": pred["p_pay"].round(PROB_DIGITS).to_numpy(),
+            "best_channel": best.to_numpy(),
+            "channel_uplift": np.round(p_best - pred["p14_none"].to_numpy(), PROB_DIGITS),
+            "expected_value": np.round(ev, MONEY_DIGITS),
+            "reasons": reason_codes(scorer.contributions(feats, num_threads=num_threads), feats).to_numpy(),
+            "allowed_channels": _allowed_text(verdict.allowed),
+            "model_version": str(model_version),
+        }
+    )
+    return Scored(scores=scores, values=values, policy=verdict, features=feats)
+
+
+def _allowed_text(allowed: pd.DataFrame) -> np.ndarray:
+    """'call,sms,letter' per row, from the boolean channel columns (vectorised string sums)."""
+    text = pd.Series("", index=allowed.index, dtype=object)
+    for ch in CHANNELS:
+        add = allowed[ch].to_numpy()
+        text = text.where(~add, text.where(text == "", text + ",") + ch)
+    return text.to_numpy()

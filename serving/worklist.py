@@ -1,0 +1,104 @@
+"""The day's call list: ranked by what a call adds over the best alternative, compliant, one row per guarantor.
+
+Ranking by raw payment likelihood would call people who pay anyway; the list ranks by the expected incremental
+dollars of a call net of its cost MINUS the value of the best allowed alternative action (a text, e-mail,
+letter, portal message, or nothing). Every open account that is not on the list appears in the exclusions
+with the rule or reason that kept it off, so specialists and auditors can see why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.schema import ACTIONS
+from serving.policy import one_call_per_guarantor
+from serving.policy_config import PolicyConfig
+from serving.scoring import MONEY_DIGITS, Scored
+
+WORKLIST_COLUMNS = [
+    "rank",
+    "account_id",
+    "guarantor_id",
+    "balance",
+    "p_pay",
+    "expected_value",
+    "best_alternative",
+    "reasons",
+    "other_accounts",
+    "call_window_local",
+    "call_window_start_utc",
+    "call_window_end_utc",
+    "model_version",
+]
+EXCLUSION_COLUMNS = ["account_id", "guarantor_id", "rule", "detail"]
+
+
+def call_increment(scored: Scored) -> pd.DataFrame:
+    """Per account: the call's value, the best allowed alternative and its value, and the increment."""
+    allowed = scored.policy.allowed
+    alternatives = [a for a in ACTIONS if a != "call"]
+    ok = np.column_stack([np.ones(len(allowed), bool) if a == "none" else allowed[a].to_numpy() for a in alternatives])
+    alt_values = np.where(ok, scored.values[alternatives].to_numpy(), -np.inf)
+    best_alt = np.asarray(alternatives)[alt_values.argmax(axis=1)]
+    alt_value = alt_values.max(axis=1)
+    call_value = scored.values["call"].to_numpy()
+    return pd.DataFrame(
+        {
+            "call_allowed": allowed["call"].to_numpy(),
+            "call_value": call_value,
+            "best_alternative": best_alt,
+            "alternative_value": alt_value,
+            "increment": call_value - alt_value,
+        },
+        index=scored.scores.index,
+    )
+
+
+def build_worklist(scored: Scored, calls: int, policy: PolicyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(worklist with at most `calls` rows, exclusions: every other open account with why)."""
+    s = scored.scores
+    if s.empty:
+        return pd.DataFrame(columns=WORKLIST_COLUMNS), pd.DataFrame(columns=EXCLUSION_COLUMNS)
+    inc = call_increment(scored)
+    windows = scored.policy.allowed[["call_window_local", "call_window_start_utc", "call_window_end_utc"]]
+    frame = pd.concat([s, inc, windows], axis=1)
+    blocked = scored.policy.blocks
+    call_blocks = blocked[blocked["channel"].astype(str) == "call"][["account_id", "rule", "detail"]]
+    worth = frame["call_allowed"] & (frame["increment"] > 0)
+    not_worth = frame[frame["call_allowed"] & ~worth]
+    ranked = frame[worth].sort_values(["increment", "account_id"], ascending=[False, True], kind="stable")
+    kept, one_per_guarantor = one_call_per_guarantor(ranked, policy, score="increment")
+    top, below = kept.head(calls), kept.iloc[calls:]
+    out = top.assign(rank=np.arange(1, len(top) + 1), expected_value=top["increment"].round(MONEY_DIGITS))
+    out["other_accounts"] = _other_accounts(s, out)
+    exclusions = pd.concat(
+        [
+            call_blocks.merge(s[["account_id", "guarantor_id"]], on="account_id"),
+            not_worth.assign(
+                rule="call_not_worth_it",
+                detail="a call adds $"
+                + not_worth["call_value"].round(2).astype(str)
+                + " net, not more than "
+                + not_worth["best_alternative"]
+                + " ($"
+                + not_worth["alternative_value"].round(2).astype(str)
+                + ")",
+            ),
+            one_per_guarantor,
+            below.assign(rule="over_capacity", detail=f"ranked below today's {calls} calls"),
+        ],
+        ignore_index=True,
+    )[EXCLUSION_COLUMNS]
+    exclusions = exclusions.sort_values(["account_id", "rule"], kind="stable").reset_index(drop=True)
+    return out[WORKLIST_COLUMNS].reset_index(drop=True), exclusions
+
+
+def _other_accounts(scores: pd.DataFrame, listed: pd.DataFrame) -> np.ndarray:
+    """The guarantor's other open accounts, ';'-joined, for each listed row."""
+    pairs = scores[["guarantor_id", "account_id"]].merge(
+        listed[["guarantor_id", "account_id"]].rename(columns={"account_id": "lead"}), on="guarantor_id"
+    )
+    pairs = pairs[pairs["account_id"] != pairs["lead"]].sort_values("account_id")
+    joined = pairs.groupby("lead")["account_id"].agg(";".join)
+    return listed["account_id"].map(joined).fillna("").to_numpy()
