@@ -27,7 +27,7 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
     os.close(fd)
     try:
         if out.suffix.lower() == ".csv":
-            df.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+            df.to_csv(tmp, index=False)
         else:
             df.to_parquet(tmp, index=False)
         os.replace(tmp, out)

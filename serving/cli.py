@@ -237,6 +237,105 @@ def promote(
     console.print(f"version {version} of {model_name} is now [bold]champion[/] ({reason})")
 
 
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model URI (default models:/<name>@champion).")]
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Contact-policy TOML (default: built-in rules).")]
+
+
+def _load_for_scoring(data: str, as_of: str, model: str | None, tracking_uri: str | None, model_name: str) -> Any:
+    from features.load import load_book
+    from serving.model_store import default_uri, load_model
+    from training.tracking import use_tracking
+
+    day = parse_day(as_of)
+    book = load_book(data)
+    use_tracking(tracking_uri)
+    loaded = load_model(model or default_uri(model_name))
+    return day, book, loaded
+
+
+@app.command()
+@friendly_errors
+def score(
+    data: DataOpt,
+    as_of: AsOfOpt,
+    out: OutOpt,
+    model: ModelOpt = None,
+    policy: PolicyOpt = None,
+    tracking_uri: TrackingOpt = None,
+    model_name: ModelNameOpt = "payrank",
+    threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores).")] = 0,
+) -> None:
+    """Score every open account for work on the day after the as-of day."""
+    from features.io import check_output_path, write_frame
+    from serving.policy_config import load_policy
+    from serving.scoring import score_book
+
+    check_output_path(out)
+    config = load_policy(policy)
+    day, book, loaded = _load_for_scoring(data, as_of, model, tracking_uri, model_name)
+    scored = score_book(book, day, loaded.scorer, config, loaded.label, num_threads=threads)
+    write_frame(scored.scores, out)
+    counts = scored.scores["best_channel"].value_counts().to_dict()
+    console.print(f"scored {len(scored.scores):,} open accounts with {loaded.label} → [bold]{out}[/]; best: {counts}")
+
+
+@app.command()
+@friendly_errors
+def worklist(
+    data: DataOpt,
+    as_of: AsOfOpt,
+    calls: Annotated[int, typer.Option("--calls", min=0, help="How many calls the team can make.")] = 100,
+    out: Annotated[Path | None, typer.Option("--out", help="Worklist file, .csv or .parquet.")] = None,
+    exclusions: Annotated[
+        Path | None, typer.Option("--exclusions", help="Also write every left-out account with why.")
+    ] = None,
+    explain: Annotated[str | None, typer.Option("--explain", help="Say why one account is or is not listed.")] = None,
+    model: ModelOpt = None,
+    policy: PolicyOpt = None,
+    tracking_uri: TrackingOpt = None,
+    model_name: ModelNameOpt = "payrank",
+    threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores).")] = 0,
+) -> None:
+    """The ordered call list for the day after the as-of day, one row per guarantor."""
+    from features.io import check_output_path, write_frame
+    from serving.policy_config import load_policy
+    from serving.scoring import score_book
+    from serving.worklist import build_worklist
+
+    if out is None and explain is None:
+        raise UserError("give --out FILE for the list, or --explain ACCOUNT_ID")
+    for path in (out, exclusions):
+        if path is not None:
+            check_output_path(path)
+    config = load_policy(policy)
+    day, book, loaded = _load_for_scoring(data, as_of, model, tracking_uri, model_name)
+    scored = score_book(book, day, loaded.scorer, config, loaded.label, num_threads=threads)
+    listed, left_out = build_worklist(scored, calls, config)
+    if explain is not None:
+        for line in explain_account(explain, scored, listed, left_out):
+            console.print(line, highlight=False, markup=False)
+    if out is not None:
+        write_frame(listed, out)
+        console.print(f"{len(listed):,} calls for {scored.policy.day.date()} → [bold]{out}[/]")
+    if exclusions is not None:
+        write_frame(left_out, exclusions)
+        console.print(f"{left_out['account_id'].nunique():,} accounts left out, with why → [bold]{exclusions}[/]")
+
+
+def explain_account(account_id: str, scored: Any, listed: Any, left_out: Any) -> list[str]:
+    """Plain lines: where the account stands on the list, and what the contact policy says of it."""
+    if account_id not in set(scored.scores["account_id"]):
+        return [f"{account_id}: not an open account on this day (paid off, under $5, or not yet billed)"]
+    lines = [f"{account_id}:"]
+    hit = listed[listed["account_id"] == account_id]
+    if len(hit):
+        lines.append(f"  on the list at rank {int(hit['rank'].iloc[0])}")
+    for _, row in left_out[left_out["account_id"] == account_id].iterrows():  # a handful of rows, one account
+        lines.append(f"  not called: {row['rule']}: {row['detail']}")
+    lines += [f"  policy: {line}" for line in scored.policy.explain(account_id)]
+    return lines
+
+
 def _with_progress(label: str, job: Callable[[Callable[[int, int], None]], Any]) -> Any:
     """Run `job(progress_callback)` under a rich progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn

@@ -314,10 +314,12 @@ def test_write_book_creates_the_files_and_no_temp_files(tmp_path, fmt: str, file
     assert not files & {p.name for p in out.iterdir()}
 
 
-def test_write_book_csv_uses_the_text_conventions(tmp_path) -> None:
+def test_write_book_csv_uses_the_text_conventions(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(gen, "WRITE_CHUNK", 97)  # written in many slices, one header
     book, _ = gen.generate_book(200, seed=5, days=120)
     gen.write_book(book, tmp_path, "csv")
     contacts = pd.read_csv(tmp_path / "contacts.csv", dtype=str)
+    assert contacts["contact_id"].tolist() == book.contacts["contact_id"].tolist()
     assert contacts["contacted_at"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d").all()
     holds = pd.read_csv(tmp_path / "holds.csv", dtype=str)
     assert holds["start_date"].str.fullmatch(r"\d{4}-\d\d-\d\d").all()
@@ -335,7 +337,7 @@ def test_write_book_failure_leaves_no_half_book(tmp_path, monkeypatch) -> None:
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     calls = []
 
-    def failing(df: pd.DataFrame, path) -> None:
+    def failing(df: pd.DataFrame, path, kinds) -> None:
         calls.append(path)
         if len(calls) == 3:
             raise OSError("disk full")

@@ -71,7 +71,7 @@ def register_and_gate(
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description="payrank bundle: payment likelihood + channel response")
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags or {}).version
+    version = str(client.create_model_version(name, model_uri, run_id=run_id, tags=tags or {}).version)
     for key in ("auc", "policy_value"):
         client.set_model_version_tag(name, version, f"holdout_{key}", f"{new_metrics[key]:.6f}")
     client.set_registered_model_alias(name, CHALLENGER, version)

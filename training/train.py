@@ -246,7 +246,7 @@ def log_and_register(trained: Trained, cfg: TrainConfig) -> TrainResult:
 
     from training.model_card import model_card
     from training.plots import calibration_plot, gains_plot, importance_plot, uplift_decile_plot
-    from training.pyfunc_model import BUNDLE_ARTIFACT, PayrankModel, example_as_strings, signature_for
+    from training.pyfunc_model import BUNDLE_ARTIFACT, example_as_strings, signature_for
     from training.registry import register_and_gate
     from training.tracking import ensure_experiment, use_tracking
 
@@ -292,7 +292,7 @@ def log_and_register(trained: Trained, cfg: TrainConfig) -> TrainResult:
         example = example_as_strings(s, hold.head(5))
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=PayrankModel(),
+            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
             artifacts={BUNDLE_ARTIFACT: str(bundle)},
             signature=signature_for(s, hold.head(50)),
             input_example=example,
