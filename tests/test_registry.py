@@ -72,8 +72,7 @@ def test_a_worse_model_does_not_become_champion(trained_session, client):
 
 
 def _cfg(session):
-    from training.train import TrainConfig
-
     from tests.conftest import BOOK_END
+    from training.train import TrainConfig
 
     return TrainConfig(as_of=BOOK_END, tracking_uri=session.tracking_uri, num_threads=1)
