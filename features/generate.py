@@ -637,16 +637,24 @@ def _write_csv(df: pd.DataFrame, path: Path, kinds: dict[str, str]) -> None:
 
 
 def _write_sqlite(tables: dict[str, pd.DataFrame], path: Path) -> None:
-    """One SQLite table per contract table, with the text forms and explicit column types."""
+    write_sql(tables, f"sqlite:///{path}")
+
+
+def write_sql(tables: dict[str, pd.DataFrame], url: str) -> None:
+    """One SQL table per contract table (SQLite, PostgreSQL, …), with the text forms and explicit column types.
+
+    Tables of the same names are replaced, in one transaction, so a failure leaves the database as it was.
+    """
     import sqlalchemy as sa
 
     sql_type = {"int": sa.Integer, "float": sa.Float, "money": sa.Float}
-    engine = sa.create_engine(f"sqlite:///{path}")
+    engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
             for name, df in tables.items():
                 kinds = _kinds(name)
                 types = {c: sql_type.get(kinds[c], sa.Text)() for c in df.columns}
+                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
                 for chunk in _chunks(df):
                     _text_frame(chunk, kinds).to_sql(name, conn, index=False, if_exists="append", dtype=types)
     finally:

@@ -140,7 +140,7 @@ def fit_bundle(snaps: pd.DataFrame, w: Windows, cfg: TrainConfig, progress: Prog
         "data_window": f"{min(w.fit)}..{cfg.as_of}",
         "windows": w.to_dict(),
         "rows": {s: int(m.sum()) for s, m in part.items()},
-        "channel_fallbacks": getattr(channel, "fallbacks", {}),
+        "channel_fallbacks": dict(channel.fallback_),
     }
     return Scorer(
         spec=spec,

@@ -1,0 +1,74 @@
+"""API keys: the `X-API-Key` header, checked against SHA-256 digests in constant time.
+
+Keys are configured as digests (PAYRANK_API_KEY_HASHES) or, for convenience, as plain keys (PAYRANK_API_KEYS)
+that are hashed once at start; neither is ever logged. Without any key the app refuses to start, unless
+PAYRANK_ALLOW_NO_AUTH=true (local experiments only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Annotated
+
+from fastapi import HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from serving.api.settings import ApiSettings
+
+HEADER = "X-API-Key"
+log = logging.getLogger("payrank.api")
+api_key_header = APIKeyHeader(name=HEADER, auto_error=False, description="An API key; see docs/api.md")
+
+HOW_TO_MAKE_A_KEY = (
+    "make a key and its SHA-256 digest, e.g.\n"
+    '  KEY=$(python -c "import secrets; print(secrets.token_urlsafe(32))")\n'
+    '  python -c "import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())" "$KEY"\n'
+    "then start the server with PAYRANK_API_KEY_HASHES=<digest> (comma-separated or a JSON list for several)\n"
+    "and send the key as the X-API-Key header. PAYRANK_API_KEYS=<key> also works (hashed at start).\n"
+    "For a local experiment only: PAYRANK_ALLOW_NO_AUTH=true."
+)
+
+
+class AuthConfigError(ValueError):
+    """No API key is configured and unauthenticated serving was not allowed explicitly."""
+
+
+def hash_key(key: str | bytes) -> str:
+    """The SHA-256 hex digest of a key, as PAYRANK_API_KEY_HASHES expects it."""
+    return hashlib.sha256(key.encode() if isinstance(key, str) else key).hexdigest()
+
+
+def key_digests(settings: ApiSettings) -> list[bytes]:
+    """Every configured key as a raw SHA-256 digest; raises AuthConfigError when there is none and auth is on."""
+    digests = [bytes.fromhex(h) for h in settings.api_key_hashes]
+    digests += [hashlib.sha256(k.get_secret_value().encode()).digest() for k in settings.api_keys]
+    if not digests and not settings.allow_no_auth:
+        raise AuthConfigError("no API key configured: refusing to serve without authentication.\n" + HOW_TO_MAKE_A_KEY)
+    if not digests:
+        log.warning("serving WITHOUT authentication (PAYRANK_ALLOW_NO_AUTH=true): for local experiments only")
+    return digests
+
+
+def key_matches(given: str, digests: list[bytes]) -> bool:
+    """True when `given` hashes to one of `digests`; compares against every digest in constant time."""
+    # headers arrive decoded as latin-1; encoding back recovers the bytes the client sent
+    candidate = hashlib.sha256(given.encode("latin-1", errors="replace")).digest()
+    found = False
+    for digest in digests:
+        found |= hmac.compare_digest(candidate, digest)
+    return found
+
+
+async def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> None:
+    """Dependency: 401 unless the request carries a valid key (or no key is configured and that is allowed)."""
+    digests: list[bytes] = request.app.state.key_digests
+    if not digests:
+        return
+    if key is None or not key_matches(key, digests):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=f"missing or invalid API key (send it in the {HEADER} header)",
+            headers={"WWW-Authenticate": HEADER},
+        )
