@@ -18,7 +18,8 @@ SEPARATOR = "; "
 
 
 def _days(v: pd.Series) -> pd.Series:
-    return v.round().astype("Int64").astype(str)
+    """'1 day' / '12 days'."""
+    return v.round().astype("Int64").astype(str) + _plural(v, " day", " days")
 
 
 def _n(v: pd.Series) -> pd.Series:
@@ -61,19 +62,15 @@ PHRASES: dict[str, Phrase] = {
     "balance_change_since_adjudication": lambda v: pd.Series(
         np.where(v > 0, "balance grew after insurance", "balance went down since insurance paid"), v.index
     ),
-    "days_since_service": lambda v: "billed for a visit " + _days(v) + " days ago",
-    "days_since_adjudication": _when_nan(
-        "insurance has not paid yet", lambda v: "insurance paid " + _days(v) + " days ago"
-    ),
-    "days_since_first_statement": _when_nan(
-        "no statement sent yet", lambda v: "first statement " + _days(v) + " days ago"
-    ),
+    "days_since_service": lambda v: "billed for a visit " + _days(v) + " ago",
+    "days_since_adjudication": _when_nan("insurance has not paid yet", lambda v: "insurance paid " + _days(v) + " ago"),
+    "days_since_first_statement": _when_nan("no statement sent yet", lambda v: "first statement " + _days(v) + " ago"),
     "n_payments": lambda v: "paid " + _n(v) + _plural(v, " time", " times") + " on this account",
     "n_payments_90d": lambda v: _n(v) + _plural(v, " payment", " payments") + " in the last 90 days",
-    "days_since_last_payment": _when_nan("never paid on this account", lambda v: "no payment in " + _days(v) + " days"),
+    "days_since_last_payment": _when_nan("never paid on this account", lambda v: "no payment in " + _days(v)),
     "mean_payment_amount": _when_nan("no payments yet", lambda v: "pays about " + _dollars(v) + " at a time"),
     "last_payment_amount": _when_nan("no payments yet", lambda v: "last paid " + _dollars(v)),
-    "mean_days_between_payments": _when_nan("no repeat payments", lambda v: "pays about every " + _days(v) + " days"),
+    "mean_days_between_payments": _when_nan("no repeat payments", lambda v: "pays about every " + _days(v)),
     "payment_interval_cv": _when_nan(
         "no regular payment pattern yet",
         lambda v: pd.Series(np.where(v < 0.3, "pays on a regular schedule", "pays irregularly"), v.index),
@@ -85,7 +82,7 @@ PHRASES: dict[str, Phrase] = {
     "n_contacts_30d": lambda v: _n(v) + _plural(v, " contact", " contacts") + " in the last 30 days",
     "n_right_party_calls_90d": lambda v: "reached by phone " + _n(v) + _plural(v, " time", " times") + " in 90 days",
     "days_since_last_right_party": _when_nan(
-        "never reached by phone", lambda v: "last spoke by phone " + _days(v) + " days ago"
+        "never reached by phone", lambda v: "last spoke by phone " + _days(v) + " ago"
     ),
     "n_failed_deliveries": lambda v: _n(v) + _plural(v, " message", " messages") + " failed or came back",
     "n_wrong_number_calls": lambda v: _n(v) + " wrong-number " + _plural(v, "call", "calls"),
@@ -109,7 +106,7 @@ for _ch in ("call", "sms", "email", "letter", "portal"):
     PHRASES[f"n_{_ch}_90d"] = lambda v, w=_word: _n(v) + f" {w} in the last 90 days"
     PHRASES[f"n_{_ch}_7d"] = lambda v, w=_word: _n(v) + f" {w} in the last 7 days"
     PHRASES[f"days_since_last_{_ch}"] = _when_nan(
-        f"no {_word} yet", lambda v, w=_word: f"last of the {w} " + _days(v) + " days ago"
+        f"no {_word} yet", lambda v, w=_word: f"last of the {w} " + _days(v) + " ago"
     )
 
 NEVER_REASONS = frozenset({"service_line", "state", "language", "guarantor_age_years"})

@@ -16,15 +16,22 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "payrank_http_requests", "HTTP requests by route and status.", ["method", "route", "status"],
+            "payrank_http_requests",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "payrank_http_request_duration_seconds", "Request latency by route.", ["method", "route"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "payrank_http_request_duration_seconds",
+            "Request latency by route.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.rows = Counter(
-            "payrank_rows_scored", "Rows scored: open accounts (/v1/*) or feature rows (/invocations).", ["route"],
+            "payrank_rows_scored",
+            "Rows scored: open accounts (/v1/*) or feature rows (/invocations).",
+            ["route"],
             registry=self.registry,
         )
         self.model = Info("payrank_model", "The model being served.", registry=self.registry)
