@@ -164,3 +164,9 @@ class VersionInfo(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class ReloadResult(BaseModel):
+    previous: str | None
+    changed: bool
+    model: ModelInfo

@@ -1,0 +1,61 @@
+"""MLflow's scoring protocol: POST /invocations on feature rows, GET /version (see serving.api.invocations)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import mlflow
+from fastapi import APIRouter, Request, Response
+
+from serving.api.deps import ApiKey, HolderDep, LimiterDep, MetricsDep, ModelDep, SettingsDep
+from serving.api.invocations import check_features, parse_input, predict, predictions_json
+from serving.api.logging import note
+from serving.api.schemas import VersionInfo
+from serving.api.service import run_cpu
+from serving.api.model_holder import ServedModel
+
+router = APIRouter(tags=["mlflow"], dependencies=[ApiKey])
+
+INVOCATIONS_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object", "description": "dataframe_split | dataframe_records"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def _invoke(body: bytes, content_type: str | None, model: ServedModel, num_threads: int) -> tuple[str, int]:
+    frame = parse_input(body, content_type, model.input_schema)
+    features = check_features(frame, model.loaded.scorer)
+    return predictions_json(predict(features, model.loaded.scorer, num_threads)), len(features)
+
+
+@router.post("/invocations", response_class=Response, openapi_extra=INVOCATIONS_DOC)
+async def invocations(
+    request: Request, model: ModelDep, settings: SettingsDep, limiter: LimiterDep, m: MetricsDep
+) -> Response:
+    """Predict p_pay, p14_<action> and expected_payment for feature rows: `{"predictions": [{...}, ...]}`."""
+    note(model_version=model.label)
+    body = await request.body()
+    content_type = request.headers.get("content-type")
+    text, rows = await run_cpu(limiter, _invoke, body, content_type, model, settings.num_threads)
+    note(rows=rows)
+    m.rows.labels("/invocations").inc(rows)
+    return Response(text, media_type="application/json")
+
+
+def payrank_version() -> str:
+    try:
+        return version("payrank")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+@router.get("/version", response_model=VersionInfo)
+async def version_info(holder: HolderDep) -> VersionInfo:
+    """payrank's and MLflow's versions and the served model's (`name/version`)."""
+    label = holder.current.label if holder.current is not None else None
+    return VersionInfo(payrank=payrank_version(), mlflow=mlflow.__version__, model_version=label)
