@@ -29,6 +29,7 @@ format: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m features.contract_doc > docs/data-contract.md
+	$(BIN)/python -m features.contract_doc generator > docs/synthetic-book.md
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.features

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.contract_doc import render
+from features.contract_doc import render, render_generator
 from features.schema import TABLES, pandas_dtype
 from features.validate import BookError, validate_tables
 from tests.tiny_raw_book import raw_tables
@@ -189,3 +189,7 @@ def test_docs_are_generated_from_the_schema():
     for table in TABLES.values():
         for col in table.columns:
             assert f"| {col.name} |" in doc
+
+
+def test_generator_doc_is_generated_from_the_code():
+    assert (ROOT / "docs" / "synthetic-book.md").read_text() == render_generator(), "stale: run `make docs`"
