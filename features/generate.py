@@ -507,7 +507,7 @@ def _contacts(
     days = int(day.max()) + 1 if len(day) else 1
     tz_names = sorted(set(STATE_TZ.values()))
     tz_of_state = {s: tz_names.index(STATE_TZ[s]) for s in STATE_TZ}
-    g_tz = np.array([tz_of_state[s] for s in people["state"]], np.int64) if len(people["state"]) else np.zeros(0, int)
+    g_tz = pd.Series(people["state"], dtype=object).map(tz_of_state).to_numpy(np.int64)
     local_sec = rng.integers(8 * 3600, 21 * 3600, len(acc))
     offsets = _utc_offsets(tz_names, start, days)
     utc_sec = day.astype(np.int64) * 86400 + local_sec + offsets[g_tz[accounts["g"][acc]], day]
