@@ -14,6 +14,7 @@ import pandas as pd
 from features.schema import AMOUNT_SIGN, OUTCOMES_BY_CHANNEL, TABLES, Book, Column, Table, empty_frame
 
 MAX_EXAMPLES = 3
+MAX_INT = 2**53  # integers beyond this are not exact in float64 and no contract column needs them
 TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False, "1.0": True, "0.0": False}
 
 
@@ -66,7 +67,8 @@ def _parse(raw: pd.Series, col: Column) -> pd.Series:
             return pd.Categorical(text.where(text.isin(levels)), categories=levels)  # unknown → NaN, reported
         return text.astype(object).where(text.notna(), None)
     if kind in {"int", "float", "money"}:
-        return pd.to_numeric(raw, errors="coerce").astype("float64")
+        number = pd.to_numeric(raw, errors="coerce").astype("float64")
+        return number.where(np.isfinite(number))  # inf is no amount: reported as unparseable
     if kind == "bool":
         if pd.api.types.is_bool_dtype(raw.dtype):
             return raw.astype("boolean")
@@ -123,7 +125,12 @@ def _typed_table(name: str, raw: pd.DataFrame, problems: list[Problem]) -> pd.Da
             frac = parsed.notna() & (parsed != np.round(parsed))
             if frac.any():
                 problems.append(Problem(name, col.name, f"not a whole number; {_examples(raw, table, frac, col.name)}"))
-            parsed = parsed.round().astype("Int64")
+            huge = parsed.notna() & ~np.isfinite(parsed) | (parsed.abs() > MAX_INT)
+            if huge.any():
+                problems.append(
+                    Problem(name, col.name, f"number out of range; {_examples(raw, table, huge, col.name)}")
+                )
+            parsed = parsed.where(~huge).round().astype("Int64")
         if col.kind == "bool":
             parsed = parsed.fillna(False).astype(bool)
         if col.kind in {"date", "timestamp"}:

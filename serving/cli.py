@@ -373,5 +373,26 @@ def demo(
     run_demo(guarantors=guarantors, seed=seed, console=console)
 
 
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1, or PAYRANK_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000, or PAYRANK_PORT).")] = None,
+    model: ModelOpt = None,
+    tracking_uri: TrackingOpt = None,
+    policy: PolicyOpt = None,
+) -> None:
+    """Serve the model over HTTP (docs/api.md): /v1/score, /v1/worklist, MLflow's /invocations; needs an API key."""
+    from serving.api.security import AuthConfigError
+    from serving.api.server import ServeError
+    from serving.api.server import serve as run_server
+
+    try:
+        run_server(host=host, port=port, model=model, tracking_uri=tracking_uri, policy=policy)
+    except (AuthConfigError, ServeError) as exc:  # multi-line help with commands: print it unwrapped
+        err.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -152,6 +152,8 @@ BROKEN = [
         "end_date",
         "before start_date",
     ),
+    ("huge birth year", lambda r: _set(r, "guarantors", "birth_year", 0, "1e30"), "guarantors", "birth_year", "range"),
+    ("infinite amount", lambda r: _set(r, "transactions", "amount", 0, "inf"), "transactions", "amount", "unparseable"),
     (
         "fractional birth year",
         lambda r: _set(r, "guarantors", "birth_year", 0, "1960.5"),

@@ -96,8 +96,8 @@ def build_training_frame(
     snaps = _sample_per_day(snaps, cfg.max_rows_per_day, cfg.seed)
     snaps["paid_amount_30d"] = paid_amounts(book, snaps["account_id"], snaps["as_of"], 30)
     snaps["paid_amount_14d"] = paid_amounts(book, snaps["account_id"], snaps["as_of"], 14)
-    slice_of = {d: name for name, ds in w.slices().items() for d in ds}
-    snaps["slice"] = pd.to_datetime(snaps["as_of"]).dt.date.map(slice_of)
+    slice_of = {pd.Timestamp(d): name for name, ds in w.slices().items() for d in ds}
+    snaps["slice"] = pd.to_datetime(snaps["as_of"]).map(slice_of)  # one lookup per row, in C
     return snaps, w
 
 

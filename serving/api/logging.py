@@ -19,7 +19,7 @@ LOGGER_NAME = "payrank.api"
 log = logging.getLogger(LOGGER_NAME)
 
 # attributes every LogRecord has; anything else on a record came in through `extra=` and is emitted as a field
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 
 
 @dataclass
@@ -74,6 +74,6 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mlflow"):  # they bring their own plain handlers
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -63,7 +63,7 @@ def _input_schema(loaded: LoadedModel) -> Any:
 
 
 class ModelHolder:
-    """Holds the current ServedModel; `reload()` loads a new one off the event loop and swaps it in."""
+    """Holds the current ServedModel; `load()` loads the configured model off the event loop and swaps it in."""
 
     def __init__(self, settings: ApiSettings, metrics: Metrics) -> None:
         self.settings = settings

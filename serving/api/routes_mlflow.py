@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request, Response
 from serving.api.deps import ApiKey, HolderDep, LimiterDep, MetricsDep, ModelDep, SettingsDep
 from serving.api.invocations import check_features, parse_input, predict, predictions_json
 from serving.api.logging import note
+from serving.api.model_holder import ServedModel
 from serving.api.schemas import VersionInfo
 from serving.api.service import run_cpu
-from serving.api.model_holder import ServedModel
 
 router = APIRouter(tags=["mlflow"], dependencies=[ApiKey])
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from typing import Annotated
 
 from fastapi import HTTPException, Request, Security, status
@@ -18,17 +17,14 @@ from fastapi.security import APIKeyHeader
 from serving.api.settings import ApiSettings
 
 HEADER = "X-API-Key"
-log = logging.getLogger("payrank.api")
 api_key_header = APIKeyHeader(name=HEADER, auto_error=False, description="An API key; see docs/api.md")
 
-HOW_TO_MAKE_A_KEY = (
-    "make a key and its SHA-256 digest, e.g.\n"
-    '  KEY=$(python -c "import secrets; print(secrets.token_urlsafe(32))")\n'
-    '  python -c "import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())" "$KEY"\n'
-    "then start the server with PAYRANK_API_KEY_HASHES=<digest> (comma-separated or a JSON list for several)\n"
-    "and send the key as the X-API-Key header. PAYRANK_API_KEYS=<key> also works (hashed at start).\n"
-    "For a local experiment only: PAYRANK_ALLOW_NO_AUTH=true."
-)
+HOW_TO_MAKE_A_KEY = """make a key, and its SHA-256 digest for the server:
+  python -c "import secrets; print(secrets.token_urlsafe(32))"
+  python -c "import hashlib; print(hashlib.sha256(b'THE-KEY').hexdigest())"
+start the server with PAYRANK_API_KEY_HASHES=<digest> (several: comma-separated or a JSON list), or with
+PAYRANK_API_KEYS=<key> (hashed at start), and send the key in the X-API-Key header.
+Local experiments only: PAYRANK_ALLOW_NO_AUTH=true serves without keys."""
 
 
 class AuthConfigError(ValueError):
@@ -46,8 +42,6 @@ def key_digests(settings: ApiSettings) -> list[bytes]:
     digests += [hashlib.sha256(k.get_secret_value().encode()).digest() for k in settings.api_keys]
     if not digests and not settings.allow_no_auth:
         raise AuthConfigError("no API key configured: refusing to serve without authentication.\n" + HOW_TO_MAKE_A_KEY)
-    if not digests:
-        log.warning("serving WITHOUT authentication (PAYRANK_ALLOW_NO_AUTH=true): for local experiments only")
     return digests
 
 

@@ -1,0 +1,297 @@
+"""Scoring benchmark: `payrank score` end to end, and the prediction step against raw LightGBM predict.
+
+    python -m benchmarks.scoring [--sizes 10000,100000,1000000] [--repeats 3] [--threads 1] [--quick]
+
+A bundle is trained once on the 100k-account book (the smallest book under --quick) with `train_bundle` and
+registered by `log_and_register` in a temporary MLflow SQLite store. Then, per book size:
+
+* end to end: the real CLI (`payrank score --data BOOK --as-of END --out scores.parquet --model URI`) in a
+  fresh process per repeat; wall seconds from spawn to exit (interpreter start, imports, read + validate,
+  model load, features, predict, policy, reasons, write), peak RSS from wait4. Rates: book accounts/s
+  (the goal: >= 50k/s at 1M) and scored (open) accounts/s.
+* prediction step, in one process on the feature frame of the last day, interleaved inner repeats after a
+  warm-up: `Scorer.predict` (full bundle), the payment-model path alone (`matrix` + payment booster +
+  calibration), raw `Booster.predict` of the payment booster on `scorer.matrix(features)`, and raw predict
+  of every booster `Scorer.predict` runs (payment, amount, channel control and shift models) on the same
+  matrix. Ratios per inner repeat, then the median: payment path / raw payment booster, full bundle / raw all
+  boosters (goal <= 1.5). Also the other stages of `score_book` (features, policy, contributions).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    BOOK_END,
+    Clock,
+    ensure_book,
+    log,
+    machine_info,
+    parser,
+    ru_maxrss_mib,
+    run_child,
+    run_command,
+    sizes_and_repeats,
+    summarise,
+    summarise_runs,
+    write_results,
+)
+
+GOAL = {"accounts": 1_000_000, "min_book_accounts_per_s": 50_000.0, "max_predict_over_raw": 1.5}
+MODEL_BOOK_ACCOUNTS = 100_000
+MODEL_NAME = "payrank-bench"
+PREDICT_KEYS = (
+    "predict_full_s",
+    "payment_path_s",
+    "matrix_s",
+    "raw_payment_s",
+    "raw_all_s",
+    "ratio_payment_path",
+    "ratio_full_bundle",
+    "ratio_full_over_raw_payment",
+)
+
+
+def train_model(book: str, home: str, num_threads: int) -> dict[str, Any]:
+    """Child side: train on `book` and register the bundle as champion in a SQLite store under `home`."""
+    from datetime import date
+
+    from features.load import load_book
+    from training.train import TrainConfig, log_and_register, train_bundle
+
+    uri = f"sqlite:///{Path(home) / 'mlflow.db'}"
+    cfg = TrainConfig(as_of=date.fromisoformat(BOOK_END.isoformat()), tracking_uri=uri, model_name=MODEL_NAME)
+    cfg.num_threads = num_threads
+    clock = Clock()
+    trained = train_bundle(load_book(book), cfg)
+    clock.lap("train_s")
+    result = log_and_register(trained, cfg)
+    clock.lap("register_s")
+    return {
+        **clock.laps,
+        "tracking_uri": uri,
+        "model_uri": f"models:/{MODEL_NAME}/{result.version}",
+        "promoted": result.promoted,
+        "holdout_auc": result.metrics.get("holdout_auc"),
+        "payment_trees": trained.scorer._payment.num_trees(),
+        "amount_trees": trained.scorer._amount.num_trees() if trained.scorer._amount is not None else 0,
+        "channel_shift_models": sorted(trained.scorer.channel.shift_models_),
+    }
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def measure_predict(book: str, model_uri: str, tracking_uri: str, num_threads: int, inner: int) -> dict[str, Any]:
+    """Child side: the stages of score_book once, then the prediction step vs raw boosters, `inner` times."""
+    import numpy as np
+
+    from features.build import build_features
+    from features.load import load_book
+    from serving.model_store import load_model
+    from serving.policy import evaluate_policy
+    from serving.policy_config import load_policy
+    from training.tracking import use_tracking
+
+    clock = Clock()
+    loaded_book = load_book(book)
+    clock.lap("load_s")
+    use_tracking(tracking_uri)
+    scorer = load_model(model_uri).scorer
+    clock.lap("model_load_s")
+    feats = build_features(loaded_book, BOOK_END)
+    clock.lap("features_s")
+    evaluate_policy(loaded_book, BOOK_END, feats[["account_id", "guarantor_id"]], load_policy(None))
+    clock.lap("policy_s")
+    scorer.contributions(feats, num_threads=num_threads)
+    clock.lap("contributions_s")
+    stages = dict(clock.laps)
+
+    X = scorer.matrix(feats)
+    channel = scorer.channel
+    Xc = X[channel.features_]
+    channel_boosters = [channel.control_model_, *channel.shift_models_.values()]
+    boosters = [scorer._payment, *channel_boosters, *([scorer._amount] if scorer._amount is not None else [])]
+
+    def raw_payment() -> object:
+        return scorer._payment.predict(X, raw_score=True, num_threads=num_threads)
+
+    def raw_all() -> object:
+        out = [scorer._payment.predict(X, raw_score=True, num_threads=num_threads)]
+        out += [b.predict(Xc, raw_score=True, num_threads=num_threads) for b in channel_boosters]
+        if scorer._amount is not None:
+            out.append(scorer._amount.predict(X, num_threads=num_threads))
+        return out
+
+    jobs: dict[str, Callable[[], object]] = {
+        "predict_full_s": lambda: scorer.predict(feats, num_threads=num_threads),
+        "payment_path_s": lambda: scorer.p_pay(scorer.matrix(feats), num_threads),
+        "matrix_s": lambda: scorer.matrix(feats),
+        "raw_payment_s": raw_payment,
+        "raw_all_s": raw_all,
+    }
+    for fn in jobs.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in jobs}
+    for _ in range(inner):
+        for k, fn in jobs.items():
+            times[k].append(_timed(fn))
+    ratios = {
+        "ratio_payment_path": [a / b for a, b in zip(times["payment_path_s"], times["raw_payment_s"], strict=True)],
+        "ratio_full_bundle": [a / b for a, b in zip(times["predict_full_s"], times["raw_all_s"], strict=True)],
+        "ratio_full_over_raw_payment": [
+            a / b for a, b in zip(times["predict_full_s"], times["raw_payment_s"], strict=True)
+        ],
+    }
+    same = np.allclose(scorer.p_pay(X, num_threads), scorer.predict(feats, num_threads)["p_pay"].to_numpy())
+    return {
+        **stages,
+        **{k: statistics.median(v) for k, v in {**times, **ratios}.items()},
+        "inner_times": {**times, **ratios},
+        "inner_repeats": inner,
+        "open_accounts": len(feats),
+        "book_accounts": len(loaded_book.accounts),
+        "boosters": len(boosters),
+        "trees_total": int(sum(b.num_trees() for b in boosters)),
+        "trees_payment": int(scorer._payment.num_trees()),
+        "p_pay_consistent": bool(same),
+        "rss_before_predict_mib": ru_maxrss_mib(),
+    }
+
+
+def cli_command(book: str, out: Path, model_uri: str, tracking_uri: str, num_threads: int) -> list[str]:
+    """The real `payrank score` command line (the installed entry point, or `-m serving.cli`)."""
+    script = Path(sys.executable).with_name("payrank")
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "serving.cli"]
+    return [
+        *base,
+        "score",
+        "--data",
+        book,
+        "--as-of",
+        BOOK_END.isoformat(),
+        "--out",
+        str(out),
+        "--model",
+        model_uri,
+        "--tracking-uri",
+        tracking_uri,
+        "--threads",
+        str(num_threads),
+    ]
+
+
+def run(
+    sizes: list[int],
+    repeats: int,
+    results_dir: Path,
+    work_dir: Path,
+    num_threads: int,
+    inner: int,
+    model_accounts: int,
+) -> dict[str, Any]:
+    """Train and register once, measure every size, write scoring.json, return its content."""
+    home = Path(tempfile.mkdtemp(prefix="mlflow-", dir=Path(work_dir).resolve()))
+    env = {"PAYRANK_HOME": str(home)}
+    try:
+        model_book = ensure_book(work_dir, model_accounts, log)
+        log(f"training the bundle on the {model_accounts:,}-account book and registering it in {home} ...")
+        model = run_child(
+            "benchmarks.scoring:train_model",
+            {"book": model_book["path"], "home": str(home), "num_threads": num_threads},
+            timeout=3 * 3600,
+            env=env,
+        )
+        log(f"  trained in {model['train_s']:.1f} s, registered as {model['model_uri']}")
+        payload: dict[str, Any] = {
+            "benchmark": "scoring",
+            "machine": machine_info(),
+            "config": {
+                "as_of": BOOK_END.isoformat(),
+                "repeats": repeats,
+                "num_threads": num_threads,
+                "inner_repeats": inner,
+                "model_book_accounts": model_book["accounts"],
+            },
+            "model": {k: v for k, v in model.items() if k not in {"tracking_uri"}},
+            "goal": GOAL,
+            "sizes": [],
+        }
+        for accounts in sizes:
+            meta = ensure_book(work_dir, accounts, log)
+            args = {
+                "book": meta["path"],
+                "model_uri": model["model_uri"],
+                "tracking_uri": model["tracking_uri"],
+                "num_threads": num_threads,
+                "inner": inner,
+            }
+            pred = run_child("benchmarks.scoring:measure_predict", args, env=env)
+            p = pred
+            log(
+                f"predict  {accounts:>9,} accounts ({p['open_accounts']:,} open): full {p['predict_full_s']:.3f} s"
+                f" vs raw all {p['raw_all_s']:.3f} s (x{p['ratio_full_bundle']:.2f}); payment path "
+                f"{p['payment_path_s']:.3f} s vs raw {p['raw_payment_s']:.3f} s (x{p['ratio_payment_path']:.2f})"
+            )
+            runs = []
+            for i in range(repeats):
+                out = home / f"scores-{accounts}.parquet"
+                cmd = cli_command(meta["path"], out, model["model_uri"], model["tracking_uri"], num_threads)
+                r = run_command(cmd, timeout=3600, env=env)
+                out.unlink(missing_ok=True)
+                r["book_accounts_per_s"] = meta["accounts"] / r["wall_s"]
+                r["scored_accounts_per_s"] = pred["open_accounts"] / r["wall_s"]
+                runs.append(r)
+                log(
+                    f"score    {accounts:>9,} accounts, run {i + 1}/{repeats}: {r['wall_s']:.2f} s "
+                    f"({r['book_accounts_per_s']:,.0f} book accounts/s), peak {r['peak_rss_mib']:.0f} MiB"
+                )
+            entry = {
+                "accounts": accounts,
+                "book_accounts": meta["accounts"],
+                "open_accounts": pred["open_accounts"],
+                "repeats": repeats,
+                "e2e": summarise_runs(runs, ("wall_s", "peak_rss_mib", "book_accounts_per_s", "scored_accounts_per_s")),
+                "e2e_runs": runs,
+                "predict": {
+                    **{k: summarise(pred["inner_times"][k]) for k in PREDICT_KEYS},
+                    "rows_per_s_full": pred["open_accounts"] / pred["predict_full_s"],
+                    "rows_per_s_raw_payment": pred["open_accounts"] / pred["raw_payment_s"],
+                },
+                "stages": {k: pred[k] for k in ("load_s", "model_load_s", "features_s", "policy_s", "contributions_s")},
+                "predict_child": {k: v for k, v in pred.items() if k != "inner_times"},
+            }
+            payload["sizes"].append(entry)
+            write_results(results_dir, "scoring", payload)
+        return payload
+    finally:
+        if not os.environ.get("PAYRANK_BENCH_KEEP_MLFLOW"):
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1, help="LightGBM num_threads for training and scoring")
+    p.add_argument("--inner", type=int, default=7, help="inner repeats of the prediction-step timings")
+    p.add_argument("--model-accounts", type=int, help="book size the bundle is trained on (default 100000)")
+    args = p.parse_args(argv)
+    sizes, repeats = sizes_and_repeats(args)
+    model_accounts = args.model_accounts or (min(sizes) if args.quick else MODEL_BOOK_ACCOUNTS)
+    inner = 2 if args.quick else max(1, args.inner)
+    run(sizes, repeats, args.results_dir, args.work_dir, args.threads, inner, model_accounts)
+    log(f"wrote {args.results_dir / 'scoring.json'}")
+
+
+if __name__ == "__main__":
+    main()
