@@ -176,3 +176,19 @@ class FeatureSpec:
             else:
                 out[c] = pd.to_numeric(df[c], errors="raise").astype("float64").to_numpy()
         return pd.DataFrame(out, index=df.index, columns=self.columns)
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        """The model matrix as float64: numerics as given, categoricals as codes of the saved levels (NaN: missing
+        or unseen) — exactly what LightGBM makes of `apply(df)`, without building a DataFrame (the fast path)."""
+        missing = [c for c in self.columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"feature columns missing from the frame: {missing}")
+        out = np.empty((len(df), len(self.columns)), dtype=np.float64)
+        for j, c in enumerate(self.columns):  # one vectorised cast per column
+            if self.dtypes[c] == "category":
+                codes = category_codes(df[c], self.category_levels[c]).astype(np.float64)
+                codes[codes < 0] = np.nan
+                out[:, j] = codes
+            else:
+                out[:, j] = pd.to_numeric(df[c], errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+        return out

@@ -59,11 +59,15 @@ class Scorer:
         """The model matrix: the saved spec applied (columns in order, categories at the saved levels)."""
         return self.spec.apply(features)
 
-    def p_pay(self, X: pd.DataFrame, num_threads: int = 0) -> np.ndarray:
+    def encode(self, features: pd.DataFrame) -> np.ndarray:
+        """The model matrix as floats (categoricals as saved-level codes): one conversion for every booster."""
+        return self.spec.encode(features)
+
+    def p_pay(self, X: pd.DataFrame | np.ndarray, num_threads: int = 0) -> np.ndarray:
         raw = self._payment.predict(X, raw_score=True, num_threads=num_threads)
         return np.clip(self.calibration(sigmoid(raw)), 0.0, 1.0)
 
-    def expected_payment(self, X: pd.DataFrame, balance: np.ndarray, num_threads: int = 0) -> np.ndarray:
+    def expected_payment(self, X: pd.DataFrame | np.ndarray, balance: np.ndarray, num_threads: int = 0) -> np.ndarray:
         """Expected dollars of the payment, given one occurs: balance × the predicted share paid."""
         if self._amount is None:
             share = np.ones(len(X))
@@ -73,19 +77,18 @@ class Scorer:
 
     def predict(self, features: pd.DataFrame, num_threads: int = 0) -> pd.DataFrame:
         """One row per input row: OUTPUT_COLUMNS."""
-        X = self.matrix(features)
-        out = pd.DataFrame(index=features.index)
-        out["p_pay"] = self.p_pay(X, num_threads)
+        X = self.encode(features)
         per_action = self.channel.predict(X, num_threads=num_threads)
+        out = {"p_pay": self.p_pay(X, num_threads)}
         for a in ACTIONS:
-            out[f"p14_{a}"] = per_action[a].to_numpy() if a in per_action else per_action["none"].to_numpy()
-        out["expected_payment"] = self.expected_payment(X, X["balance"].to_numpy(dtype=float), num_threads)
-        return out
+            out[f"p14_{a}"] = (per_action[a] if a in per_action else per_action["none"]).to_numpy()
+        balance = X[:, self.spec.columns.index("balance")]
+        out["expected_payment"] = self.expected_payment(X, balance, num_threads)
+        return pd.DataFrame(out, index=features.index)
 
     def contributions(self, features: pd.DataFrame, num_threads: int = 0) -> pd.DataFrame:
         """Per-feature log-odds contributions of the payment model (pred_contrib; the bias column dropped)."""
-        X = self.matrix(features)
-        contrib = self._payment.predict(X, pred_contrib=True, num_threads=num_threads)
+        contrib = self._payment.predict(self.encode(features), pred_contrib=True, num_threads=num_threads)
         return pd.DataFrame(contrib[:, :-1], columns=self.spec.columns, index=features.index)
 
     # ---- storage ----------------------------------------------------------------------------------

@@ -226,7 +226,7 @@ class OffsetUpliftLearner:
         c = self.base_intercept_
         self.control_model_ = self._train(params, (tr.X, tr.y, tr.w, st + c), (va.X, va.y, va.w, sv + c))
 
-    def _base_logit(self, X: pd.DataFrame, num_threads: int) -> np.ndarray:
+    def _base_logit(self, X: pd.DataFrame | np.ndarray, num_threads: int) -> np.ndarray:
         """Control (no-action) log-odds."""
         raw = self._check_fitted().predict(X, raw_score=True, num_threads=num_threads)
         return raw + self.base_intercept_
@@ -292,19 +292,22 @@ class OffsetUpliftLearner:
             raise RuntimeError("OffsetUpliftLearner is not fitted")
         return self.control_model_
 
-    def predict_logit(self, X: pd.DataFrame, num_threads: int | None = None) -> pd.DataFrame:
-        """Log-odds of y=1 under each action (columns = actions); fallback actions equal the control."""
+    def predict_logit(self, X: pd.DataFrame | np.ndarray, num_threads: int | None = None) -> pd.DataFrame:
+        """Log-odds of y=1 under each action (columns = actions); fallback actions equal the control.
+
+        X is a frame, or a float matrix already in `features_` order with categoricals as level codes.
+        """
         nt = self.num_threads if num_threads is None else int(num_threads)
-        Xf = X[self.features_]
+        Xf = X[self.features_] if isinstance(X, pd.DataFrame) else X
         base = self._base_logit(Xf, nt)
         out = {}
         for act in self.actions:
             z = base + self.intercepts_.get(act, 0.0)
             model = self.shift_models_.get(act)
             out[act] = z if model is None else z + model.predict(Xf, raw_score=True, num_threads=nt)
-        return pd.DataFrame(out, index=X.index)
+        return pd.DataFrame(out, index=X.index if isinstance(X, pd.DataFrame) else None)
 
-    def predict(self, X: pd.DataFrame, num_threads: int | None = None) -> pd.DataFrame:
+    def predict(self, X: pd.DataFrame | np.ndarray, num_threads: int | None = None) -> pd.DataFrame:
         """P(y=1 | x, action) for every action (columns = actions, in the order given)."""
         return _sigmoid(self.predict_logit(X, num_threads=num_threads))
 
