@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from features.validate import BookError
+from serving.config import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="payrank: rank overdue patient balances.")
 console = Console(stderr=False)
@@ -149,6 +150,7 @@ def train(
         seed=seed,
         num_threads=threads,
         gate=Gate(max_auc_drop, max_value_drop),
+        costs=dict(Settings().channel_costs),
     )
     result = _train_with_progress(book, cfg, train_bundle, log_and_register)
     _print_train_result(result)
@@ -273,7 +275,9 @@ def score(
     check_output_path(out)
     config = load_policy(policy)
     day, book, loaded = _load_for_scoring(data, as_of, model, tracking_uri, model_name)
-    scored = score_book(book, day, loaded.scorer, config, loaded.label, num_threads=threads)
+    scored = score_book(
+        book, day, loaded.scorer, config, loaded.label, costs=Settings().channel_costs, num_threads=threads
+    )
     write_frame(scored.scores, out)
     counts = scored.scores["best_channel"].value_counts().to_dict()
     console.print(f"scored {len(scored.scores):,} open accounts with {loaded.label} → [bold]{out}[/]; best: {counts}")
@@ -309,7 +313,9 @@ def worklist(
             check_output_path(path)
     config = load_policy(policy)
     day, book, loaded = _load_for_scoring(data, as_of, model, tracking_uri, model_name)
-    scored = score_book(book, day, loaded.scorer, config, loaded.label, num_threads=threads)
+    scored = score_book(
+        book, day, loaded.scorer, config, loaded.label, costs=Settings().channel_costs, num_threads=threads
+    )
     listed, left_out = build_worklist(scored, calls, config)
     if explain is not None:
         for line in explain_account(explain, scored, listed, left_out):

@@ -5,7 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CHANNEL_COSTS = {"none": 0.0, "call": 4.00, "sms": 0.05, "email": 0.02, "letter": 0.75, "portal": 0.01}
 
 
 class Settings(BaseSettings):
@@ -17,6 +20,19 @@ class Settings(BaseSettings):
     tracking_uri: str | None = None  # default: sqlite under `home`; MLFLOW_TRACKING_URI also honoured
     experiment: str = "payrank"
     model_name: str = "payrank"
+    # dollars per contact; PAYRANK_CHANNEL_COSTS='{"call": 5.5}' overrides some, the rest keep their defaults
+    channel_costs: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_CHANNEL_COSTS))
+
+    @field_validator("channel_costs")
+    @classmethod
+    def _costs(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(DEFAULT_CHANNEL_COSTS))
+        if unknown:
+            raise ValueError(f"unknown channel(s) {unknown}; known: {sorted(DEFAULT_CHANNEL_COSTS)}")
+        negative = {k: c for k, c in v.items() if c < 0}
+        if negative:
+            raise ValueError(f"costs must be >= 0, got {negative}")
+        return {**DEFAULT_CHANNEL_COSTS, **v}
 
     @property
     def demo_book(self) -> Path:

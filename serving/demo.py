@@ -54,7 +54,12 @@ def run_demo(guarantors: int, seed: int, console: Console, settings: Settings | 
         book = load_book(book_dir)  # read back through the loader and validator, like any real book
         features = build_features(book, DEMO_END)
         write_frame(features, out / "features.parquet")
-        cfg = TrainConfig(as_of=DEMO_END, model_name=settings.model_name, experiment=settings.experiment)
+        cfg = TrainConfig(
+            as_of=DEMO_END,
+            model_name=settings.model_name,
+            experiment=settings.experiment,
+            costs=dict(settings.channel_costs),
+        )
         trained = train_bundle(book, cfg, update)
         update("logging to MLflow", 0, 1)
         result = log_and_register(trained, cfg)
@@ -70,7 +75,7 @@ def run_demo(guarantors: int, seed: int, console: Console, settings: Settings | 
     use_tracking(cfg.tracking_uri)
     loaded = load_model(default_uri(settings.model_name))
     policy = load_policy(None)
-    scored = score_book(book, DEMO_END, loaded.scorer, policy, loaded.label)
+    scored = score_book(book, DEMO_END, loaded.scorer, policy, loaded.label, costs=settings.channel_costs)
     write_frame(scored.scores, out / "scores.csv")
     listed, excluded = build_worklist(scored, 100, policy)
     write_frame(listed, out / "worklist.csv")

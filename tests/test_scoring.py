@@ -136,3 +136,28 @@ def test_state_override_changes_the_list(trained_session):
     )
     assert strict.allowed["call"].sum() < loose.allowed["call"].sum()
     assert np.all(strict.allowed["call"].to_numpy() <= loose.allowed["call"].to_numpy())
+
+
+def test_channel_costs_are_configuration(trained_session, monkeypatch):
+    """A call that costs more than any balance is never the best channel, and the call list is empty."""
+    from serving.config import Settings
+
+    monkeypatch.setenv("PAYRANK_CHANNEL_COSTS", '{"call": 1000000}')
+    costs = Settings().channel_costs
+    assert costs["call"] == 1_000_000 and costs["sms"] == 0.05
+    scored = score_book(
+        trained_session.book, BOOK_END, trained_session.trained.scorer, PolicyConfig(), "x", costs=costs
+    )
+    assert not (scored.scores["best_channel"] == "call").any()
+    assert build_worklist(scored, CALLS, PolicyConfig())[0].empty
+
+
+@pytest.mark.parametrize("bad", ['{"fax": 1}', '{"call": -1}'])
+def test_bad_channel_costs_are_refused(monkeypatch, bad):
+    from pydantic import ValidationError
+
+    from serving.config import Settings
+
+    monkeypatch.setenv("PAYRANK_CHANNEL_COSTS", bad)
+    with pytest.raises(ValidationError, match="channel_costs"):
+        Settings()

@@ -17,9 +17,10 @@ import pandas as pd
 
 from features.schema import ACTIONS, CHANNELS
 from features.spec import FeatureSpec
+from serving.config import DEFAULT_CHANNEL_COSTS
 from training.uplift import OffsetUpliftLearner
 
-DEFAULT_COSTS = {"none": 0.0, "call": 4.00, "sms": 0.05, "email": 0.02, "letter": 0.75, "portal": 0.01}
+DEFAULT_COSTS = DEFAULT_CHANNEL_COSTS
 OUTPUT_COLUMNS = ["p_pay", *(f"p14_{a}" for a in ACTIONS), "expected_payment"]
 
 

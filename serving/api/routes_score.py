@@ -18,7 +18,7 @@ async def score(
 ) -> ScoreResponse:
     """Score every open account of the fragment as of `as_of`, for work on the next day."""
     note(model_version=model.label)
-    out = await run_cpu(limiter, score_response, body, model, policy, settings.num_threads)
+    out = await run_cpu(limiter, score_response, body, model, policy, settings.num_threads, settings.channel_costs)
     note(rows=len(out.rows))
     m.rows.labels("/v1/score").inc(len(out.rows))
     return out
@@ -30,7 +30,9 @@ async def worklist(
 ) -> WorklistResponse:
     """The call list for the day after `as_of` (one row per guarantor) and every account left off, with why."""
     note(model_version=model.label)
-    out, scored = await run_cpu(limiter, worklist_response, body, model, policy, settings.num_threads)
+    out, scored = await run_cpu(
+        limiter, worklist_response, body, model, policy, settings.num_threads, settings.channel_costs
+    )
     note(rows=scored, listed=len(out.rows))
     m.rows.labels("/v1/worklist").inc(scored)
     return out

@@ -27,25 +27,31 @@ async def run_cpu(limiter: anyio.CapacityLimiter, fn: Callable[..., T], *args: A
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
 
 
-def score_fragment(request: ScoreRequest, model: ServedModel, policy: PolicyConfig, num_threads: int) -> Scored:
+def score_fragment(
+    request: ScoreRequest, model: ServedModel, policy: PolicyConfig, num_threads: int, costs: dict[str, float]
+) -> Scored:
     """Validate the fragment and score every open account (raises BookError for a broken fragment)."""
     book = request.book
     typed = fragment_book({name: getattr(book, name) for name in type(book).model_fields})
-    return score_book(typed, request.as_of, model.loaded.scorer, policy, model.label, num_threads=num_threads)
+    return score_book(
+        typed, request.as_of, model.loaded.scorer, policy, model.label, costs=costs, num_threads=num_threads
+    )
 
 
-def score_response(request: ScoreRequest, model: ServedModel, policy: PolicyConfig, num_threads: int) -> ScoreResponse:
+def score_response(
+    request: ScoreRequest, model: ServedModel, policy: PolicyConfig, num_threads: int, costs: dict[str, float]
+) -> ScoreResponse:
     """The /v1/score body: one row per open account (SCORE_COLUMNS)."""
-    scored = score_fragment(request, model, policy, num_threads)
+    scored = score_fragment(request, model, policy, num_threads, costs)
     rows = frame_records(scored.scores, SCORE_COLUMNS)
     return ScoreResponse(model_version=model.label, as_of=request.as_of, rows=rows)
 
 
 def worklist_response(
-    request: WorklistRequest, model: ServedModel, policy: PolicyConfig, num_threads: int
+    request: WorklistRequest, model: ServedModel, policy: PolicyConfig, num_threads: int, costs: dict[str, float]
 ) -> tuple[WorklistResponse, int]:
     """The /v1/worklist body and how many open accounts were scored for it."""
-    scored = score_fragment(request, model, policy, num_threads)
+    scored = score_fragment(request, model, policy, num_threads, costs)
     listed, left_out = build_worklist(scored, request.calls, policy)
     body = WorklistResponse(
         model_version=model.label,
