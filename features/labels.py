@@ -76,8 +76,14 @@ def build_snapshots(
     as_of_days: Sequence[AsOf],
     horizons: Sequence[int] = (30, 14),
     progress: Callable[[int, int], None] | None = None,
+    max_rows_per_day: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Features at each as-of day with its labels: paid_{h}d per horizon, action_next and action_propensity.
+
+    With `max_rows_per_day`, each day keeps a uniform sample of at most that many accounts (seeded by `seed` and
+    the day, so the sample does not depend on the other days asked for), taken before the days are joined: at
+    scale, memory stays that of the sample, not of every open account on every day.
 
     Raises ValueError when a label window (T, T + h] reaches past the book's last observed day (the
     latest posted_date or contacted_at), because the book cannot yet tell whether that account paid.
@@ -104,6 +110,9 @@ def build_snapshots(
         for h in horizons:
             frame[f"paid_{h}d"] = payment_labels_at(prep, t, h, rows)
         frame["action_next"], frame["action_propensity"] = next_day_actions_at(prep, t, rows)
+        if max_rows_per_day is not None and len(frame) > max_rows_per_day:
+            keep = np.random.default_rng([seed, t]).choice(len(frame), max_rows_per_day, replace=False)
+            frame = frame.iloc[np.sort(keep)].reset_index(drop=True)
         frames.append(frame)
         if progress is not None:
             progress(i + 1, len(stamps))

@@ -269,3 +269,19 @@ def test_snapshots_join_features_and_labels_and_refuse_unobserved_windows() -> N
         build_snapshots(book, [T], horizons=(30, 14))  # 2024-04-30 > 2024-04-15
     with pytest.raises(ValueError, match="last observed day"):
         build_snapshots(book, ["2024-04-01"], horizons=(15,))
+
+
+def test_snapshots_sample_each_day_without_changing_rows():
+    """Per-day sampling keeps at most N accounts a day, and the kept rows equal the unsampled ones."""
+    from features.generate import generate_book
+
+    book, _ = generate_book(600, seed=3)
+    days = ["2026-07-01", "2026-07-15"]
+    full = build_snapshots(book, days, horizons=(14,))
+    small = build_snapshots(book, days, horizons=(14,), max_rows_per_day=50, seed=1)
+    assert small.groupby("as_of").size().tolist() == [50, 50]
+    merged = small.merge(full, on=["account_id", "as_of"], suffixes=("", "_full"))
+    assert len(merged) == 100
+    assert (merged["balance"] == merged["balance_full"]).all() and (merged["paid_14d"] == merged["paid_14d_full"]).all()
+    again = build_snapshots(book, days[1:], horizons=(14,), max_rows_per_day=50, seed=1)
+    pd.testing.assert_frame_equal(again, small[small["as_of"] == pd.Timestamp(days[1])].reset_index(drop=True))

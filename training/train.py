@@ -74,15 +74,6 @@ class Trained:
     plots: dict[str, Path] = field(default_factory=dict)
 
 
-def _sample_per_day(snaps: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
-    """At scale, keep at most `max_rows` accounts per as-of day (uniform, seeded); small books keep all."""
-    counts = snaps.groupby("as_of", sort=False)["account_id"].transform("size")
-    if (counts <= max_rows).all():
-        return snaps
-    u = np.random.default_rng(seed).random(len(snaps))
-    return snaps[u < (max_rows / counts.to_numpy())].reset_index(drop=True)
-
-
 def build_training_frame(
     book: Book, cfg: TrainConfig, progress: Progress | None = None
 ) -> tuple[pd.DataFrame, Windows]:
@@ -92,8 +83,9 @@ def build_training_frame(
     check_no_overlap(w)
     days = [d for s in w.slices().values() for d in s]
     cb = (lambda i, n: progress("snapshots", i, n)) if progress else None
-    snaps = build_snapshots(book, days, horizons=(30, 14), progress=cb)
-    snaps = _sample_per_day(snaps, cfg.max_rows_per_day, cfg.seed)
+    snaps = build_snapshots(
+        book, days, horizons=(30, 14), progress=cb, max_rows_per_day=cfg.max_rows_per_day, seed=cfg.seed
+    )
     snaps["paid_amount_30d"] = paid_amounts(book, snaps["account_id"], snaps["as_of"], 30)
     snaps["paid_amount_14d"] = paid_amounts(book, snaps["account_id"], snaps["as_of"], 14)
     slice_of = {pd.Timestamp(d): name for name, ds in w.slices().items() for d in ds}
