@@ -157,26 +157,13 @@ def train(
 
 
 def _train_with_progress(book: Any, cfg: Any, train_bundle: Any, log_and_register: Any) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from serving.progress import progress_bars
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
-            bar.update(tasks[name], completed=done, total=total)
-
+    with progress_bars(err) as update:
         trained = train_bundle(book, cfg, update)
-        task = bar.add_task("logging to MLflow and registering", total=None)
+        update("logging to MLflow and registering", 0, 1)
         result = log_and_register(trained, cfg)
-        bar.update(task, completed=1, total=1)
+        update("logging to MLflow and registering", 1, 1)
     return result
 
 
@@ -344,21 +331,10 @@ def explain_account(account_id: str, scored: Any, listed: Any, left_out: Any) ->
 
 def _with_progress(label: str, job: Callable[[Callable[[int, int], None]], Any]) -> Any:
     """Run `job(progress_callback)` under a rich progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from serving.progress import progress_bars
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        return job(update)
+    with progress_bars(err) as update:
+        return job(lambda done, total: update(label, done, total))
 
 
 def _print_summary(book: Any) -> None:

@@ -9,10 +9,10 @@ from datetime import date
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from serving.config import Settings
+from serving.progress import progress_bars
 
 DEMO_END = date(2026, 9, 30)
 TOP = 20
@@ -35,20 +35,7 @@ def run_demo(guarantors: int, seed: int, console: Console, settings: Settings | 
     settings = settings or Settings()
     home = Path(settings.home)
     book_dir, out = home / "demo-book", home / "demo-output"
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
-            bar.update(tasks[name], completed=done, total=total)
-
+    with progress_bars(console) as update:
         book, truth = generate_book(guarantors, seed, DEMO_END, progress=lambda d, n: update("generating a book", d, n))
         write_book(book, book_dir, "parquet", truth)
         book = load_book(book_dir)  # read back through the loader and validator, like any real book

@@ -130,3 +130,17 @@ def test_score_worklist_models_and_promote_commands(trained_session, tmp_path: P
     assert r.exit_code == 0 and "champion" in r.output
     r = runner.invoke(app, ["promote", "999", "--reason", "typo", *uri])
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch):
+    """`make demo`'s job on a small book, in a throw-away PAYRANK_HOME."""
+    monkeypatch.setenv("PAYRANK_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = runner.invoke(app, ["demo", "--guarantors", "2500", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "home" / "demo-output"
+    listed, scores = pd.read_csv(out / "worklist.csv"), pd.read_csv(out / "scores.csv")
+    assert 0 < len(listed) <= 100 and listed["guarantor_id"].is_unique
+    assert set(listed["account_id"]) <= set(scores["account_id"])
+    assert "worklist for 2026-10-01" in result.output and "payrank serve" in result.output
+    assert (tmp_path / "home" / "mlflow.db").exists()
