@@ -445,11 +445,10 @@ def _assemble(
 
 
 def _strings_as_objects(df: pd.DataFrame, table: str) -> pd.DataFrame:
-    """The contract's in-memory form of string columns: object dtype holding str or None."""
+    """The contract's in-memory form of string columns: pandas' string dtype (missing is NA), as the loader gives."""
     for col in TABLES[table].columns:
         if col.kind == "string":
-            values = df[col.name]
-            df[col.name] = pd.Series(values.to_numpy(object), index=df.index, dtype=object).where(values.notna(), None)
+            df[col.name] = df[col.name].astype("string")
     return df
 
 

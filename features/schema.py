@@ -231,7 +231,7 @@ def empty_frame(table: str) -> pd.DataFrame:
 def pandas_dtype(col: Column) -> object:
     """The in-memory dtype a validated column has."""
     return {
-        "string": "object",
+        "string": "string",
         "int": "Int64",
         "float": "float64",
         "money": "float64",

@@ -56,16 +56,25 @@ def _is_blank(raw: pd.Series) -> pd.Series:
     return raw.isna()
 
 
+def _as_levels(text: pd.Series, levels: list[str]) -> pd.Categorical:
+    """Strings as a Categorical of `levels`; unknown values become missing (and are reported by the caller).
+
+    Matching the few distinct values rather than every row keeps this fast on millions of rows.
+    """
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    remap = np.append(pd.Index(levels).get_indexer(pd.Index(uniques, dtype=object)), -1)
+    return pd.Categorical.from_codes(remap[codes], categories=levels)
+
+
 def _parse(raw: pd.Series, col: Column) -> pd.Series:
     """Parse one raw column into its typed form; unparseable values become missing."""
     kind = col.kind
     if kind in {"string", "enum"}:
         text = raw.astype("string").str.strip()
-        text = text.where(~_is_blank(raw))
+        text = text.where(text != "")
         if kind == "enum":
-            levels = list(col.values or ())
-            return pd.Categorical(text.where(text.isin(levels)), categories=levels)  # unknown → NaN, reported
-        return text.astype(object).where(text.notna(), None)
+            return _as_levels(text, list(col.values or ()))
+        return text
     if kind in {"int", "float", "money"}:
         number = pd.to_numeric(raw, errors="coerce").astype("float64")
         return number.where(np.isfinite(number))  # inf is no amount: reported as unparseable
@@ -158,7 +167,8 @@ def _row_checks(name: str, df: pd.DataFrame, problems: list[Problem]) -> None:
                 )
             )
     if name == "transactions":
-        sign = df["kind"].astype(object).map(AMOUNT_SIGN).astype("float64")
+        signs = np.array([AMOUNT_SIGN[k] for k in df["kind"].cat.categories] + [0], dtype=np.float64)
+        sign = pd.Series(signs[df["kind"].cat.codes.to_numpy()], index=df.index)  # code -1 (missing) → 0
         bad = ((sign > 0) & (df["amount"] <= 0)) | ((sign < 0) & (df["amount"] >= 0))
         if bad.any():
             kinds = ", ".join(sorted(df.loc[bad, "kind"].astype(str).unique()))
@@ -170,11 +180,13 @@ def _row_checks(name: str, df: pd.DataFrame, problems: list[Problem]) -> None:
         bad = p.notna() & ((p <= 0) | (p > 1))
         if bad.any():
             problems.append(Problem(name, "propensity", f"outside (0, 1]; {_examples(df, table, bad, 'propensity')}"))
-        allowed = pd.Series(
-            [f"{c}/{o}" for c, outs in OUTCOMES_BY_CHANNEL.items() for o in outs], dtype="string"
-        ).to_numpy()
-        pair = df["channel"].astype("string") + "/" + df["outcome"].astype("string")
-        bad = pair.notna() & ~pair.isin(allowed)
+        channels, outcomes = df["channel"].cat, df["outcome"].cat
+        allowed = np.array(
+            [[o in OUTCOMES_BY_CHANNEL[c] for o in outcomes.categories] for c in channels.categories], dtype=bool
+        )  # a small channel × outcome table, looked up by codes
+        ch, out = channels.codes.to_numpy(), outcomes.codes.to_numpy()
+        known = (ch >= 0) & (out >= 0)
+        bad = pd.Series(known & ~allowed[np.maximum(ch, 0), np.maximum(out, 0)], index=df.index)
         if bad.any():
             problems.append(
                 Problem(
@@ -189,6 +201,15 @@ def _row_checks(name: str, df: pd.DataFrame, problems: list[Problem]) -> None:
             problems.append(Problem(name, "end_date", f"before start_date; {_examples(df, table, bad, 'end_date')}"))
 
 
+def _isin(values: pd.Series, reference: pd.Series) -> pd.Series:
+    """values.isin(reference) for string keys, by Arrow's hash join (pandas' isin loops in Python on them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    hit = pc.is_in(pa.array(values, type=pa.string()), value_set=pa.array(reference, type=pa.string()))
+    return pd.Series(hit.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
+
+
 def _foreign_keys(typed: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
     for name, df in typed.items():
         for col in TABLES[name].columns:
@@ -197,7 +218,7 @@ def _foreign_keys(typed: dict[str, pd.DataFrame], problems: list[Problem]) -> No
             ref_table, ref_col = col.references.split(".")
             if ref_table not in typed:
                 continue
-            bad = df[col.name].notna() & ~df[col.name].isin(typed[ref_table][ref_col])
+            bad = df[col.name].notna() & ~_isin(df[col.name], typed[ref_table][ref_col])
             if bad.any():
                 problems.append(
                     Problem(
