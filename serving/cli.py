@@ -253,6 +253,9 @@ def score(
     tracking_uri: TrackingOpt = None,
     model_name: ModelNameOpt = "payrank",
     threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores).")] = 0,
+    reasons: Annotated[
+        bool, typer.Option("--reasons/--no-reasons", help="Reason codes per row (the costliest step at scale).")
+    ] = True,
 ) -> None:
     """Score every open account for work on the day after the as-of day."""
     from features.io import check_output_path, write_frame
@@ -263,7 +266,14 @@ def score(
     config = load_policy(policy)
     day, book, loaded = _load_for_scoring(data, as_of, model, tracking_uri, model_name)
     scored = score_book(
-        book, day, loaded.scorer, config, loaded.label, costs=Settings().channel_costs, num_threads=threads
+        book,
+        day,
+        loaded.scorer,
+        config,
+        loaded.label,
+        costs=Settings().channel_costs,
+        num_threads=threads,
+        reasons=reasons,
     )
     write_frame(scored.scores, out)
     counts = scored.scores["best_channel"].value_counts().to_dict()
@@ -301,7 +311,14 @@ def worklist(
     config = load_policy(policy)
     day, book, loaded = _load_for_scoring(data, as_of, model, tracking_uri, model_name)
     scored = score_book(
-        book, day, loaded.scorer, config, loaded.label, costs=Settings().channel_costs, num_threads=threads
+        book,
+        day,
+        loaded.scorer,
+        config,
+        loaded.label,
+        costs=Settings().channel_costs,
+        num_threads=threads,
+        reasons=False,  # computed below for the listed rows only
     )
     listed, left_out = build_worklist(scored, calls, config)
     if explain is not None:

@@ -44,6 +44,16 @@ class Scored:
     values: pd.DataFrame  # expected incremental net dollars per action (ACTIONS), same rows
     policy: PolicyResult
     features: pd.DataFrame
+    scorer: Scorer | None = None
+    num_threads: int = 0
+    has_reasons: bool = True
+
+    def reasons_for(self, rows: pd.Index) -> pd.Series:
+        """Reason codes of the given score rows: computed now when scoring skipped them (they cost the most)."""
+        if self.has_reasons or self.scorer is None or not len(rows):
+            return self.scores.loc[rows, "reasons"]
+        feats = self.features.loc[rows]
+        return reason_codes(self.scorer.contributions(feats, num_threads=self.num_threads), feats)
 
 
 def score_book(
@@ -54,8 +64,13 @@ def score_book(
     model_version: str,
     costs: dict[str, float] | None = None,
     num_threads: int = 0,
+    reasons: bool = True,
 ) -> Scored:
-    """Score every open account of `book` as of `as_of`."""
+    """Score every open account of `book` as of `as_of`.
+
+    Reason codes (LightGBM's pred_contrib, exact TreeSHAP) cost more than everything else together; with
+    `reasons=False` they are left empty and a list computes them only for the rows it shows (Scored.reasons_for).
+    """
     feats = build_features(book, as_of)
     costs = {**scorer.costs, **(costs or {})}
     verdict = evaluate_policy(book, as_of, feats[["account_id", "guarantor_id"]], policy)
@@ -79,12 +94,16 @@ def score_book(
             "best_channel": best.to_numpy(),
             "channel_uplift": np.round(p_best - pred["p14_none"].to_numpy(), PROB_DIGITS),
             "expected_value": np.round(ev, MONEY_DIGITS),
-            "reasons": reason_codes(scorer.contributions(feats, num_threads=num_threads), feats).to_numpy(),
+            "reasons": (
+                reason_codes(scorer.contributions(feats, num_threads=num_threads), feats).to_numpy()
+                if reasons
+                else np.full(len(feats), "", dtype=object)
+            ),
             "allowed_channels": _allowed_text(verdict.allowed),
             "model_version": str(model_version),
         }
     )
-    return Scored(scores=scores, values=values, policy=verdict, features=feats)
+    return Scored(scores, values, verdict, feats, scorer=scorer, num_threads=num_threads, has_reasons=reasons)
 
 
 def _allowed_text(allowed: pd.DataFrame) -> np.ndarray:

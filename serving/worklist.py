@@ -70,7 +70,11 @@ def build_worklist(scored: Scored, calls: int, policy: PolicyConfig) -> tuple[pd
     ranked = frame[worth].sort_values(["increment", "account_id"], ascending=[False, True], kind="stable")
     kept, one_per_guarantor = one_call_per_guarantor(ranked, policy, score="increment")
     top, below = kept.head(calls), kept.iloc[calls:]
-    out = top.assign(rank=np.arange(1, len(top) + 1), expected_value=top["increment"].round(MONEY_DIGITS))
+    out = top.assign(
+        rank=np.arange(1, len(top) + 1),
+        expected_value=top["increment"].round(MONEY_DIGITS),
+        reasons=scored.reasons_for(top.index),
+    )
     out["other_accounts"] = _other_accounts(s, out)
     exclusions = pd.concat(
         [

@@ -161,3 +161,15 @@ def test_bad_channel_costs_are_refused(monkeypatch, bad):
     monkeypatch.setenv("PAYRANK_CHANNEL_COSTS", bad)
     with pytest.raises(ValidationError, match="channel_costs"):
         Settings()
+
+
+def test_worklist_reasons_computed_late_equal_full_scoring(trained_session, scored, listed):
+    """A list scored without reasons computes them for its rows only, and they are the same reasons."""
+    lean = score_book(
+        trained_session.book, BOOK_END, trained_session.trained.scorer, PolicyConfig(), "payrank/test", reasons=False
+    )
+    assert (lean.scores["reasons"] == "").all()
+    late, _ = build_worklist(lean, CALLS, PolicyConfig())
+    full = scored.scores.set_index("account_id")["reasons"]
+    assert late["reasons"].tolist() == full.loc[late["account_id"]].tolist()
+    assert late["account_id"].tolist() == listed[0]["account_id"].tolist()

@@ -28,13 +28,25 @@ async def run_cpu(limiter: anyio.CapacityLimiter, fn: Callable[..., T], *args: A
 
 
 def score_fragment(
-    request: ScoreRequest, model: ServedModel, policy: PolicyConfig, num_threads: int, costs: dict[str, float]
+    request: ScoreRequest,
+    model: ServedModel,
+    policy: PolicyConfig,
+    num_threads: int,
+    costs: dict[str, float],
+    reasons: bool = True,
 ) -> Scored:
     """Validate the fragment and score every open account (raises BookError for a broken fragment)."""
     book = request.book
     typed = fragment_book({name: getattr(book, name) for name in type(book).model_fields})
     return score_book(
-        typed, request.as_of, model.loaded.scorer, policy, model.label, costs=costs, num_threads=num_threads
+        typed,
+        request.as_of,
+        model.loaded.scorer,
+        policy,
+        model.label,
+        costs=costs,
+        num_threads=num_threads,
+        reasons=reasons,
     )
 
 
@@ -51,7 +63,7 @@ def worklist_response(
     request: WorklistRequest, model: ServedModel, policy: PolicyConfig, num_threads: int, costs: dict[str, float]
 ) -> tuple[WorklistResponse, int]:
     """The /v1/worklist body and how many open accounts were scored for it."""
-    scored = score_fragment(request, model, policy, num_threads, costs)
+    scored = score_fragment(request, model, policy, num_threads, costs, reasons=False)  # listed rows get them
     listed, left_out = build_worklist(scored, request.calls, policy)
     body = WorklistResponse(
         model_version=model.label,
