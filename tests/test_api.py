@@ -374,6 +374,16 @@ def test_invocations_names_a_non_numeric_feature(client, feature_rows):
 
 
 @pytest.mark.parametrize(
+    ("column", "value"), [("balance", "lots"), ("balance", {"x": 1}), ("payer_class", {"x": 1}), ("payer_class", [1])]
+)
+def test_split_rows_with_wrong_values_are_4xx_naming_the_column(client, feature_rows, column, value):
+    split = json.loads(feature_rows.head(2).to_json(orient="split", index=False))
+    split["data"][0][split["columns"].index(column)] = value
+    r = _post_features(client, {"dataframe_split": split})
+    assert 400 <= r.status_code < 500 and column in r.text, r.text[:300]
+
+
+@pytest.mark.parametrize(
     ("payload", "ctype", "status"),
     [
         ("{nope", "application/json", 400),
