@@ -33,6 +33,13 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.features
+	$(BIN)/python -m benchmarks.training
+	$(BIN)/python -m benchmarks.scoring
+	$(BIN)/python -m benchmarks.api
+	$(BIN)/python -m benchmarks.plot
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_benchmarks_smoke.py tests/test_benchmark_api_smoke.py
 
 clean:
 	rm -rf .payrank .pytest_cache .ruff_cache
