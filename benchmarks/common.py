@@ -181,10 +181,20 @@ def run_command(cmd: Sequence[str], timeout: float = 3600, env: dict[str, str] |
 
 def _child_main(argv: Sequence[str]) -> None:
     start_maxrss = ru_maxrss_mib()
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     target, kwargs = argv[0], json.loads(argv[1])
     module, func = target.split(":")
     result = getattr(importlib.import_module(module), func)(**kwargs)
-    result.update(peak_rss_mib=ru_maxrss_mib(), vm_hwm_mib=vm_hwm_mib(), start_maxrss_mib=start_maxrss, pid=os.getpid())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.update(
+        peak_rss_mib=ru_maxrss_mib(),
+        vm_hwm_mib=vm_hwm_mib(),
+        start_maxrss_mib=start_maxrss,
+        cpu_s=usage.ru_utime + usage.ru_stime,  # whole child, imports included; less sensitive to contention
+        loadavg_start=load_start,
+        loadavg_end=os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+        pid=os.getpid(),
+    )
     sys.stdout.write(RESULT_MARKER + json.dumps(result) + "\n")
     sys.stdout.flush()
 
@@ -221,7 +231,25 @@ def machine_info() -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
+        "code": code_version(),
     }
+
+
+def code_version() -> dict[str, Any]:
+    """The commit measured and the files changed since (read-only git; empty outside a checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "features", "training", "serving"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": head.stdout.strip(), "uncommitted": [ln[3:] for ln in dirty.stdout.splitlines()]}
 
 
 def write_results(results_dir: Path, name: str, payload: dict[str, Any]) -> Path:

@@ -68,6 +68,7 @@ def plot(results_dir: Path = RESULTS_DIR) -> Path:
             _series(feats, ("build_s",), "features: build_features"),
             _series(train, ("train_s",), "training: train_bundle"),
             _series(score, ("e2e", "wall_s"), "scoring: payrank score, end to end"),
+            _series(score, ("e2e_no_reasons", "wall_s"), "scoring: payrank score --no-reasons"),
             _series(score, ("predict", "predict_full_s"), "scoring: Scorer.predict (open accounts)"),
             _series(score, ("predict", "raw_all_s"), "scoring: raw Booster.predict, all boosters"),
         ],
@@ -116,43 +117,103 @@ def _med(node: Any, scale: float = 1.0, fmt: str = "{:.1f}") -> str:
     return f"{fmt.format(node['median'] * scale)} ({fmt.format(node['min'] * scale)}–{fmt.format(node['max'] * scale)})"
 
 
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def markdown_table(results_dir: Path = RESULTS_DIR) -> str:
-    """The results as a markdown table (medians, min–max in brackets), one row per book size."""
+    """The results as markdown tables (medians, min–max in brackets), one per benchmark, one row per size."""
     feats, train, score = (read_results(results_dir, n) for n in ("features", "training", "scoring"))
-    by_size: dict[int, dict[str, Any]] = {}
-    for name, res in (("features", feats), ("training", train), ("scoring", score)):
-        for entry in (res or {}).get("sizes", []):
-            by_size.setdefault(entry["accounts"], {})[name] = entry
-    head = (
-        "| accounts (book) | open | features load s | build s | total s | peak GiB | train s (repeats) | train GiB "
-        "| score e2e s | book acc/s | score GiB | predict s | raw all s | ×full/raw-all | ×payment-path/raw |"
-    )
-    lines = [head, "|" + "---|" * 15]
     gib = 1 / 1024
-    for accounts in sorted(by_size):
-        f, t, s = (by_size[accounts].get(k, {}) for k in ("features", "training", "scoring"))
-        book = f.get("book_accounts") or t.get("book_accounts") or s.get("book_accounts")
-        e2e, pred = s.get("e2e", {}), s.get("predict", {})
-        train_s = _med(t.get("train_s"), fmt="{:.0f}") + (f" ({t['repeats']})" if t else "")
-        cells = [
-            f"{accounts:,} ({book:,})",
-            f"{f.get('open_accounts') or s.get('open_accounts') or 0:,}",
-            _med(f.get("load_s")),
-            _med(f.get("build_s"), fmt="{:.2f}"),
-            _med(f.get("total_s")),
-            _med(f.get("peak_rss_mib"), gib, "{:.2f}"),
-            train_s if t else "–",
-            _med(t.get("peak_rss_mib"), gib, "{:.2f}"),
-            _med(e2e.get("wall_s")),
-            _med(e2e.get("book_accounts_per_s"), fmt="{:,.0f}"),
-            _med(e2e.get("peak_rss_mib"), gib, "{:.2f}"),
-            _med(pred.get("predict_full_s"), fmt="{:.3f}"),
-            _med(pred.get("raw_all_s"), fmt="{:.3f}"),
-            _med(pred.get("ratio_full_bundle"), fmt="{:.2f}"),
-            _med(pred.get("ratio_payment_path"), fmt="{:.2f}"),
+    out = []
+    if feats:
+        rows = [
+            [
+                f"{e['accounts']:,} ({e['book_accounts']:,})",
+                f"{e['open_accounts']:,}",
+                _med(e.get("load_s")),
+                _med(e.get("build_s"), fmt="{:.2f}"),
+                _med(e.get("total_s")),
+                _med(e.get("peak_rss_mib"), gib, "{:.2f}"),
+                f"{e['accounts_per_s']:,.0f}",
+            ]
+            for e in feats["sizes"]
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        head = ["accounts (in book)", "open", "load_book s", "build_features s", "total s", "peak GiB", "accounts/s"]
+        out.append("**Features** (`load_book` + `build_features`, last day)\n\n" + _table(head, rows))
+    if train:
+        rows = []
+        for e in train["sizes"]:
+            r = e["runs"][0]
+            rows.append(
+                [
+                    f"{e['accounts']:,} ({e['book_accounts']:,})",
+                    str(e["repeats"]),
+                    _med(e.get("train_s"), fmt="{:.0f}"),
+                    _med(e.get("peak_rss_mib"), gib, "{:.2f}"),
+                    f"{r['snapshot_rows']:,} → {r['sampled_rows']:,}",
+                    _med(e.get("snapshots_s"), fmt="{:.0f}"),
+                    _med(e.get("payment_model_s"), fmt="{:.0f}"),
+                    _med(e.get("channel_and_evaluate_s"), fmt="{:.0f}"),
+                    _med(e.get("evaluate_s"), fmt="{:.0f}"),
+                ]
+            )
+        head = [
+            "accounts (in book)",
+            "runs",
+            "train_bundle s",
+            "peak GiB",
+            "snapshot rows built → kept",
+            "snapshots s",
+            "payment model s",
+            "channel + evaluate s",
+            "of which evaluate s",
+        ]
+        out.append(
+            f"**Training** (`train_bundle`, num_threads={train['config']['num_threads']})\n\n" + _table(head, rows)
+        )
+    if score:
+        rows = []
+        for e in score["sizes"]:
+            e2e, nr, pr = e["e2e"], e.get("e2e_no_reasons") or {}, e["predict"]
+            rows.append(
+                [
+                    f"{e['accounts']:,} ({e['book_accounts']:,})",
+                    f"{e['open_accounts']:,}",
+                    _med(e2e.get("wall_s")) + f" ({e['repeats']}×)" if e["repeats"] == 1 else _med(e2e.get("wall_s")),
+                    _med(e2e.get("book_accounts_per_s"), fmt="{:,.0f}"),
+                    _med(e2e.get("peak_rss_mib"), gib, "{:.2f}"),
+                    _med(nr.get("wall_s")),
+                    _med(nr.get("book_accounts_per_s"), fmt="{:,.0f}"),
+                    _med(pr.get("predict_full_s"), fmt="{:.3f}"),
+                    _med(pr.get("raw_all_s"), fmt="{:.3f}"),
+                    _med(pr.get("ratio_full_bundle"), fmt="{:.2f}"),
+                    _med(pr.get("payment_path_s"), fmt="{:.3f}"),
+                    _med(pr.get("raw_payment_s"), fmt="{:.3f}"),
+                    _med(pr.get("ratio_payment_path"), fmt="{:.2f}"),
+                ]
+            )
+        head = [
+            "accounts (in book)",
+            "open",
+            "score e2e s",
+            "book acc/s",
+            "peak GiB",
+            "--no-reasons s",
+            "book acc/s",
+            "Scorer.predict s",
+            "raw all boosters s",
+            "× full/raw",
+            "payment path s",
+            "raw payment s",
+            "× payment/raw",
+        ]
+        out.append(
+            f"**Scoring** (`payrank score` end to end, num_threads={score['config']['num_threads']}; prediction step "
+            "on the open accounts)\n\n" + _table(head, rows)
+        )
+    return "\n\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,11 +10,13 @@ registered by `log_and_register` in a temporary MLflow SQLite store. Then, per b
   model load, features, predict, policy, reasons, write), peak RSS from wait4. Rates: book accounts/s
   (the goal: >= 50k/s at 1M) and scored (open) accounts/s.
 * prediction step, in one process on the feature frame of the last day, interleaved inner repeats after a
-  warm-up: `Scorer.predict` (full bundle), the payment-model path alone (`matrix` + payment booster +
-  calibration), raw `Booster.predict` of the payment booster on `scorer.matrix(features)`, and raw predict
-  of every booster `Scorer.predict` runs (payment, amount, channel control and shift models) on the same
-  matrix. Ratios per inner repeat, then the median: payment path / raw payment booster, full bundle / raw all
-  boosters (goal <= 1.5). Also the other stages of `score_book` (features, policy, contributions).
+  warm-up: `Scorer.predict` (full bundle), the payment-model path alone (`encode` + payment booster +
+  calibration), raw `Booster.predict` of the payment booster on the matrix `Scorer.predict` feeds it
+  (`scorer.encode(features)`, float codes; `scorer.matrix(features)` where there is no `encode`) and on the
+  DataFrame `scorer.matrix(features)`, and raw predict of every booster `Scorer.predict` runs (payment,
+  amount, channel control and shift models) on the same matrix. Ratios per inner repeat, then the median:
+  payment path / raw payment booster, full bundle / raw all boosters (goal <= 1.5). Also the other stages of
+  `score_book` (features, policy, contributions).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +35,7 @@ from typing import Any
 from benchmarks.common import (
     BOOK_END,
     Clock,
+    child_env,
     ensure_book,
     log,
     machine_info,
@@ -47,14 +51,17 @@ from benchmarks.common import (
 
 GOAL = {"accounts": 1_000_000, "min_book_accounts_per_s": 50_000.0, "max_predict_over_raw": 1.5}
 MODEL_BOOK_ACCOUNTS = 100_000
+E2E_KEYS = ("wall_s", "peak_rss_mib", "book_accounts_per_s", "scored_accounts_per_s")
 MODEL_NAME = "payrank-bench"
 PREDICT_KEYS = (
     "predict_full_s",
     "payment_path_s",
-    "matrix_s",
+    "encode_s",
     "raw_payment_s",
+    "raw_payment_frame_s",
     "raw_all_s",
     "ratio_payment_path",
+    "ratio_payment_path_vs_frame",
     "ratio_full_bundle",
     "ratio_full_over_raw_payment",
 )
@@ -118,27 +125,27 @@ def measure_predict(book: str, model_uri: str, tracking_uri: str, num_threads: i
     clock.lap("contributions_s")
     stages = dict(clock.laps)
 
-    X = scorer.matrix(feats)
+    encode = getattr(scorer, "encode", scorer.matrix)  # what Scorer.predict feeds every booster
+    E = encode(feats)
+    X = scorer.matrix(feats)  # the brief's "feature matrix": a DataFrame LightGBM converts on every call
     channel = scorer.channel
-    Xc = X[channel.features_]
+    Ec = E if isinstance(E, np.ndarray) else E[channel.features_]
     channel_boosters = [channel.control_model_, *channel.shift_models_.values()]
     boosters = [scorer._payment, *channel_boosters, *([scorer._amount] if scorer._amount is not None else [])]
 
-    def raw_payment() -> object:
-        return scorer._payment.predict(X, raw_score=True, num_threads=num_threads)
-
     def raw_all() -> object:
-        out = [scorer._payment.predict(X, raw_score=True, num_threads=num_threads)]
-        out += [b.predict(Xc, raw_score=True, num_threads=num_threads) for b in channel_boosters]
+        out = [scorer._payment.predict(E, raw_score=True, num_threads=num_threads)]
+        out += [b.predict(Ec, raw_score=True, num_threads=num_threads) for b in channel_boosters]
         if scorer._amount is not None:
-            out.append(scorer._amount.predict(X, num_threads=num_threads))
+            out.append(scorer._amount.predict(E, num_threads=num_threads))
         return out
 
     jobs: dict[str, Callable[[], object]] = {
         "predict_full_s": lambda: scorer.predict(feats, num_threads=num_threads),
-        "payment_path_s": lambda: scorer.p_pay(scorer.matrix(feats), num_threads),
-        "matrix_s": lambda: scorer.matrix(feats),
-        "raw_payment_s": raw_payment,
+        "payment_path_s": lambda: scorer.p_pay(encode(feats), num_threads),
+        "encode_s": lambda: encode(feats),
+        "raw_payment_s": lambda: scorer._payment.predict(E, raw_score=True, num_threads=num_threads),
+        "raw_payment_frame_s": lambda: scorer._payment.predict(X, raw_score=True, num_threads=num_threads),
         "raw_all_s": raw_all,
     }
     for fn in jobs.values():  # warm-up
@@ -147,14 +154,18 @@ def measure_predict(book: str, model_uri: str, tracking_uri: str, num_threads: i
     for _ in range(inner):
         for k, fn in jobs.items():
             times[k].append(_timed(fn))
+
+    def ratio(a: str, b: str) -> list[float]:
+        return [x / y for x, y in zip(times[a], times[b], strict=True)]
+
     ratios = {
-        "ratio_payment_path": [a / b for a, b in zip(times["payment_path_s"], times["raw_payment_s"], strict=True)],
-        "ratio_full_bundle": [a / b for a, b in zip(times["predict_full_s"], times["raw_all_s"], strict=True)],
-        "ratio_full_over_raw_payment": [
-            a / b for a, b in zip(times["predict_full_s"], times["raw_payment_s"], strict=True)
-        ],
+        "ratio_payment_path": ratio("payment_path_s", "raw_payment_s"),
+        "ratio_payment_path_vs_frame": ratio("payment_path_s", "raw_payment_frame_s"),
+        "ratio_full_bundle": ratio("predict_full_s", "raw_all_s"),
+        "ratio_full_over_raw_payment": ratio("predict_full_s", "raw_payment_s"),
     }
     same = np.allclose(scorer.p_pay(X, num_threads), scorer.predict(feats, num_threads)["p_pay"].to_numpy())
+    same = same and np.allclose(scorer._payment.predict(X), scorer._payment.predict(E))  # frame and codes agree
     return {
         **stages,
         **{k: statistics.median(v) for k, v in {**times, **ratios}.items()},
@@ -170,10 +181,15 @@ def measure_predict(book: str, model_uri: str, tracking_uri: str, num_threads: i
     }
 
 
-def cli_command(book: str, out: Path, model_uri: str, tracking_uri: str, num_threads: int) -> list[str]:
-    """The real `payrank score` command line (the installed entry point, or `-m serving.cli`)."""
+def cli_base() -> list[str]:
+    """The installed `payrank` entry point, or `python -m serving.cli`."""
     script = Path(sys.executable).with_name("payrank")
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "serving.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "serving.cli"]
+
+
+def cli_command(book: str, out: Path, model_uri: str, tracking_uri: str, num_threads: int) -> list[str]:
+    """The real `payrank score` command line."""
+    base = cli_base()
     return [
         *base,
         "score",
@@ -200,8 +216,13 @@ def run(
     num_threads: int,
     inner: int,
     model_accounts: int,
+    repeats_1m: int = 3,
 ) -> dict[str, Any]:
     """Train and register once, measure every size, write scoring.json, return its content."""
+    help_text = subprocess.run(
+        [*cli_base(), "score", "--help"], capture_output=True, text=True, env=child_env({"COLUMNS": "200"})
+    ).stdout
+    no_reasons = "--no-reasons" in help_text  # then also time `payrank score --no-reasons`
     home = Path(tempfile.mkdtemp(prefix="mlflow-", dir=Path(work_dir).resolve()))
     env = {"PAYRANK_HOME": str(home)}
     try:
@@ -244,26 +265,32 @@ def run(
                 f" vs raw all {p['raw_all_s']:.3f} s (x{p['ratio_full_bundle']:.2f}); payment path "
                 f"{p['payment_path_s']:.3f} s vs raw {p['raw_payment_s']:.3f} s (x{p['ratio_payment_path']:.2f})"
             )
-            runs = []
-            for i in range(repeats):
-                out = home / f"scores-{accounts}.parquet"
-                cmd = cli_command(meta["path"], out, model["model_uri"], model["tracking_uri"], num_threads)
-                r = run_command(cmd, timeout=3600, env=env)
-                out.unlink(missing_ok=True)
-                r["book_accounts_per_s"] = meta["accounts"] / r["wall_s"]
-                r["scored_accounts_per_s"] = pred["open_accounts"] / r["wall_s"]
-                runs.append(r)
-                log(
-                    f"score    {accounts:>9,} accounts, run {i + 1}/{repeats}: {r['wall_s']:.2f} s "
-                    f"({r['book_accounts_per_s']:,.0f} book accounts/s), peak {r['peak_rss_mib']:.0f} MiB"
-                )
+            n = min(repeats, repeats_1m) if accounts >= 1_000_000 else repeats
+            runs, runs_no_reasons = [], []
+            for i in range(n):
+                for extra, into in (([], runs), (["--no-reasons"] if no_reasons else None, runs_no_reasons)):
+                    if extra is None:
+                        continue
+                    out = home / f"scores-{accounts}.parquet"
+                    cmd = cli_command(meta["path"], out, model["model_uri"], model["tracking_uri"], num_threads)
+                    r = run_command([*cmd, *extra], timeout=3600, env=env)
+                    out.unlink(missing_ok=True)
+                    r["book_accounts_per_s"] = meta["accounts"] / r["wall_s"]
+                    r["scored_accounts_per_s"] = pred["open_accounts"] / r["wall_s"]
+                    into.append(r)
+                    log(
+                        f"score{' '.join(extra):>14} {accounts:>9,} accounts, run {i + 1}/{n}: {r['wall_s']:.2f} s "
+                        f"({r['book_accounts_per_s']:,.0f} book accounts/s), peak {r['peak_rss_mib']:.0f} MiB"
+                    )
             entry = {
                 "accounts": accounts,
                 "book_accounts": meta["accounts"],
                 "open_accounts": pred["open_accounts"],
-                "repeats": repeats,
-                "e2e": summarise_runs(runs, ("wall_s", "peak_rss_mib", "book_accounts_per_s", "scored_accounts_per_s")),
+                "repeats": n,
+                "e2e": summarise_runs(runs, E2E_KEYS),
                 "e2e_runs": runs,
+                "e2e_no_reasons": summarise_runs(runs_no_reasons, E2E_KEYS) if runs_no_reasons else None,
+                "e2e_no_reasons_runs": runs_no_reasons,
                 "predict": {
                     **{k: summarise(pred["inner_times"][k]) for k in PREDICT_KEYS},
                     "rows_per_s_full": pred["open_accounts"] / pred["predict_full_s"],
@@ -285,11 +312,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="LightGBM num_threads for training and scoring")
     p.add_argument("--inner", type=int, default=7, help="inner repeats of the prediction-step timings")
     p.add_argument("--model-accounts", type=int, help="book size the bundle is trained on (default 100000)")
+    p.add_argument("--repeats-1m", type=int, default=3, help="end-to-end repeats at >= 1M accounts")
     args = p.parse_args(argv)
     sizes, repeats = sizes_and_repeats(args)
     model_accounts = args.model_accounts or (min(sizes) if args.quick else MODEL_BOOK_ACCOUNTS)
     inner = 2 if args.quick else max(1, args.inner)
-    run(sizes, repeats, args.results_dir, args.work_dir, args.threads, inner, model_accounts)
+    run(sizes, repeats, args.results_dir, args.work_dir, args.threads, inner, model_accounts, args.repeats_1m)
     log(f"wrote {args.results_dir / 'scoring.json'}")
 
 

@@ -35,13 +35,14 @@ from benchmarks.common import (
 GOAL = {"accounts": 1_000_000, "max_train_s": 900.0}
 KEYS = ("load_s", "train_s", "peak_rss_mib", "vm_hwm_mib", "load_peak_rss_mib", "snapshot_rows", "sampled_rows")
 SPANS = ("evaluate_s", "evaluate_policy_value_s")  # inside channel_and_evaluate
-PHASES = ("snapshots", "sample_and_amounts", "payment_model", "calibration", "share_model", "channel_and_evaluate")
+PHASES = ("snapshots", "amounts", "payment_model", "calibration", "share_model", "channel_and_evaluate")
 
 
 def measure(book: str, as_of: str, num_threads: int) -> dict[str, Any]:
     """Child side: load the book, then time train_bundle once, with its phases."""
     from datetime import date
 
+    import features.labels as fl
     import training.train as tt
     from features.load import load_book
 
@@ -49,15 +50,15 @@ def measure(book: str, as_of: str, num_threads: int) -> dict[str, Any]:
     loaded = load_book(book)
     clock.lap("load_s")
     load_peak = ru_maxrss_mib()
-    sizes: dict[str, int] = {}
-    sample = tt._sample_per_day
+    built: list[int] = []
+    features_at = fl.features_at
 
-    def counted(snaps: Any, max_rows: int, seed: int) -> Any:  # record the snapshot rows before/after sampling
-        out = sample(snaps, max_rows, seed)
-        sizes.update(snapshot_rows=len(snaps), sampled_rows=len(out), snapshot_days=int(snaps["as_of"].nunique()))
-        return out
+    def counted(prep: Any, ts: Any) -> Any:  # open accounts per snapshot day, before any sampling
+        frame, rows = features_at(prep, ts)
+        built.append(len(frame))
+        return frame, rows
 
-    tt._sample_per_day = counted
+    fl.features_at = counted
     spans: dict[str, float] = {}
     evaluate, policy_value = tt.evaluate_holdout, tt.holdout_policy_value
 
@@ -87,7 +88,7 @@ def measure(book: str, as_of: str, num_threads: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     trained = tt.train_bundle(loaded, cfg, progress)
     t1 = time.perf_counter()
-    tt._sample_per_day, tt.evaluate_holdout, tt.holdout_policy_value = sample, evaluate, policy_value
+    fl.features_at, tt.evaluate_holdout, tt.holdout_policy_value = features_at, evaluate, policy_value
     points = [t0, *snapshot_done[:1], *(t for _, t in marks), t1]
     phases = {f"{p}_s": b - a for p, a, b in zip(PHASES, points, points[1:], strict=False)}
     rows = trained.scorer.meta["rows"]
@@ -97,7 +98,9 @@ def measure(book: str, as_of: str, num_threads: int) -> dict[str, Any]:
         **phases,
         **spans,
         "load_peak_rss_mib": load_peak,
-        **sizes,
+        "snapshot_rows": sum(built),
+        "snapshot_days": len(built),
+        "sampled_rows": rows["fit"] + rows["valid"] + rows["calib"] + len(trained.holdout),
         "rows_fit": rows["fit"],
         "rows_valid": rows["valid"],
         "rows_calib": rows["calib"],
