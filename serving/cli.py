@@ -230,16 +230,29 @@ ModelOpt = Annotated[str | None, typer.Option("--model", help="Model URI (defaul
 PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Contact-policy TOML (default: built-in rules).")]
 
 
-def _load_for_scoring(data: str, as_of: str, model: str | None, tracking_uri: str | None, model_name: str) -> Any:
+def _load_and_score(
+    data: str,
+    as_of: str,
+    model: str | None,
+    tracking_uri: str | None,
+    model_name: str,
+    config: Any,
+    threads: int,
+    reasons: bool,
+) -> tuple[Any, Any]:
+    """Validate the book, load the model, score: the shared start of `score` and `worklist`."""
     from features.load import load_book
     from serving.model_store import default_uri, load_model
+    from serving.scoring import score_book
     from training.tracking import use_tracking
 
     day = parse_day(as_of)
     book = load_book(data)
     use_tracking(tracking_uri)
     loaded = load_model(model or default_uri(model_name))
-    return day, book, loaded
+    costs = Settings().channel_costs
+    scored = score_book(book, day, loaded.scorer, config, loaded.label, costs, num_threads=threads, reasons=reasons)
+    return scored, loaded
 
 
 @app.command()
@@ -260,21 +273,10 @@ def score(
     """Score every open account for work on the day after the as-of day."""
     from features.io import check_output_path, write_frame
     from serving.policy_config import load_policy
-    from serving.scoring import score_book
 
     check_output_path(out)
     config = load_policy(policy)
-    day, book, loaded = _load_for_scoring(data, as_of, model, tracking_uri, model_name)
-    scored = score_book(
-        book,
-        day,
-        loaded.scorer,
-        config,
-        loaded.label,
-        costs=Settings().channel_costs,
-        num_threads=threads,
-        reasons=reasons,
-    )
+    scored, loaded = _load_and_score(data, as_of, model, tracking_uri, model_name, config, threads, reasons)
     write_frame(scored.scores, out)
     counts = scored.scores["best_channel"].value_counts().to_dict()
     console.print(f"scored {len(scored.scores):,} open accounts with {loaded.label} → [bold]{out}[/]; best: {counts}")
@@ -300,7 +302,6 @@ def worklist(
     """The ordered call list for the day after the as-of day, one row per guarantor."""
     from features.io import check_output_path, write_frame
     from serving.policy_config import load_policy
-    from serving.scoring import score_book
     from serving.worklist import build_worklist
 
     if out is None and explain is None:
@@ -309,17 +310,8 @@ def worklist(
         if path is not None:
             check_output_path(path)
     config = load_policy(policy)
-    day, book, loaded = _load_for_scoring(data, as_of, model, tracking_uri, model_name)
-    scored = score_book(
-        book,
-        day,
-        loaded.scorer,
-        config,
-        loaded.label,
-        costs=Settings().channel_costs,
-        num_threads=threads,
-        reasons=False,  # computed below for the listed rows only
-    )
+    # reasons=False: build_worklist computes them for the listed rows only
+    scored, _ = _load_and_score(data, as_of, model, tracking_uri, model_name, config, threads, reasons=False)
     listed, left_out = build_worklist(scored, calls, config)
     if explain is not None:
         for line in explain_account(explain, scored, listed, left_out):
