@@ -176,7 +176,7 @@ def run_command(cmd: Sequence[str], timeout: float = 3600, env: dict[str, str] |
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-4000:]}")
-    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def _child_main(argv: Sequence[str]) -> None:

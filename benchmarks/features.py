@@ -27,7 +27,7 @@ from benchmarks.common import (
 )
 
 GOAL = {"accounts": 1_000_000, "max_total_s": 60.0, "max_peak_rss_gib": 6.0}
-KEYS = ("load_s", "build_s", "total_s", "peak_rss_mib", "vm_hwm_mib", "load_peak_rss_mib", "import_rss_mib")
+KEYS = ("load_s", "build_s", "total_s", "peak_rss_mib", "vm_hwm_mib", "load_peak_rss_mib", "import_rss_mib", "cpu_s")
 
 
 def measure(book: str, as_of: str) -> dict[str, Any]:

@@ -40,7 +40,6 @@ from benchmarks.common import (
     log,
     machine_info,
     parser,
-    ru_maxrss_mib,
     run_child,
     run_command,
     sizes_and_repeats,
@@ -51,7 +50,7 @@ from benchmarks.common import (
 
 GOAL = {"accounts": 1_000_000, "min_book_accounts_per_s": 50_000.0, "max_predict_over_raw": 1.5}
 MODEL_BOOK_ACCOUNTS = 100_000
-E2E_KEYS = ("wall_s", "peak_rss_mib", "book_accounts_per_s", "scored_accounts_per_s")
+E2E_KEYS = ("wall_s", "peak_rss_mib", "book_accounts_per_s", "scored_accounts_per_s", "cpu_s")
 MODEL_NAME = "payrank-bench"
 PREDICT_KEYS = (
     "predict_full_s",
@@ -177,7 +176,6 @@ def measure_predict(book: str, model_uri: str, tracking_uri: str, num_threads: i
         "trees_total": int(sum(b.num_trees() for b in boosters)),
         "trees_payment": int(scorer._payment.num_trees()),
         "p_pay_consistent": bool(same),
-        "rss_before_predict_mib": ru_maxrss_mib(),
     }
 
 

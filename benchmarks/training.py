@@ -34,7 +34,7 @@ from benchmarks.common import (
 
 GOAL = {"accounts": 1_000_000, "max_train_s": 900.0}
 KEYS = ("load_s", "train_s", "peak_rss_mib", "vm_hwm_mib", "load_peak_rss_mib", "snapshot_rows", "sampled_rows")
-SPANS = ("evaluate_s", "evaluate_policy_value_s")  # inside channel_and_evaluate
+SPANS = ("evaluate_s", "evaluate_policy_value_s", "cpu_s")  # evaluate_*: inside channel_and_evaluate
 PHASES = ("snapshots", "amounts", "payment_model", "calibration", "share_model", "channel_and_evaluate")
 
 
