@@ -68,7 +68,7 @@ def plot(results_dir: Path = RESULTS_DIR) -> Path:
             _series(feats, ("build_s",), "features: build_features"),
             _series(train, ("train_s",), "training: train_bundle"),
             _series(score, ("e2e", "wall_s"), "scoring: payrank score, end to end"),
-            _series(score, ("e2e_no_reasons", "wall_s"), "scoring: payrank score --no-reasons"),
+            _series(score, ("e2e_reasons", "wall_s"), "scoring: payrank score --reasons"),
             _series(score, ("predict", "predict_full_s"), "scoring: Scorer.predict (open accounts)"),
             _series(score, ("predict", "raw_all_s"), "scoring: raw Booster.predict, all boosters"),
         ],
@@ -176,7 +176,7 @@ def markdown_table(results_dir: Path = RESULTS_DIR) -> str:
     if score:
         rows = []
         for e in score["sizes"]:
-            e2e, nr, pr = e["e2e"], e.get("e2e_no_reasons") or {}, e["predict"]
+            e2e, nr, pr = e["e2e"], e.get("e2e_reasons") or {}, e["predict"]
             rows.append(
                 [
                     f"{e['accounts']:,} ({e['book_accounts']:,})",
@@ -200,7 +200,7 @@ def markdown_table(results_dir: Path = RESULTS_DIR) -> str:
             "score e2e s",
             "book acc/s",
             "peak GiB",
-            "--no-reasons s",
+            "--reasons s",
             "book acc/s",
             "Scorer.predict s",
             "raw all boosters s",
@@ -210,7 +210,8 @@ def markdown_table(results_dir: Path = RESULTS_DIR) -> str:
             "× payment/raw",
         ]
         out.append(
-            f"**Scoring** (`payrank score` end to end, num_threads={score['config']['num_threads']}; prediction step "
+            f"**Scoring** (`payrank score` end to end, LightGBM threads "
+            f"{score['config'].get('score_threads', score['config']['num_threads'])}; prediction step "
             "on the open accounts)\n\n" + _table(head, rows)
         )
     return "\n\n".join(out)

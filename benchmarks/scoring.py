@@ -1,14 +1,16 @@
 """Scoring benchmark: `payrank score` end to end, and the prediction step against raw LightGBM predict.
 
-    python -m benchmarks.scoring [--sizes 10000,100000,1000000] [--repeats 3] [--threads 1] [--quick]
+    python -m benchmarks.scoring [--sizes 10000,100000,1000000] [--repeats 3] [--threads 1] [--score-threads 0]
+                                 [--repeats-reasons 1] [--quick]
 
 A bundle is trained once on the 100k-account book (the smallest book under --quick) with `train_bundle` and
 registered by `log_and_register` in a temporary MLflow SQLite store. Then, per book size:
 
 * end to end: the real CLI (`payrank score --data BOOK --as-of END --out scores.parquet --model URI`) in a
   fresh process per repeat; wall seconds from spawn to exit (interpreter start, imports, read + validate,
-  model load, features, predict, policy, reasons, write), peak RSS from wait4. Rates: book accounts/s
-  (the goal: >= 50k/s at 1M) and scored (open) accounts/s.
+  model load, features, predict, policy, write), peak RSS from wait4. Rates: book accounts/s
+  (the goal: >= 50k/s at 1M) and scored (open) accounts/s. `payrank score --reasons` (reason codes for
+  every row, exact TreeSHAP) is timed too, `--repeats-reasons` times (default once).
 * prediction step, in one process on the feature frame of the last day, interleaved inner repeats after a
   warm-up: `Scorer.predict` (full bundle), the payment-model path alone (`encode` + payment booster +
   calibration), raw `Booster.predict` of the payment booster on the matrix `Scorer.predict` feeds it
@@ -215,12 +217,14 @@ def run(
     inner: int,
     model_accounts: int,
     repeats_1m: int = 3,
+    score_threads: int = 0,
+    repeats_reasons: int = 1,
 ) -> dict[str, Any]:
     """Train and register once, measure every size, write scoring.json, return its content."""
     help_text = subprocess.run(
         [*cli_base(), "score", "--help"], capture_output=True, text=True, env=child_env({"COLUMNS": "200"})
     ).stdout
-    no_reasons = "--no-reasons" in help_text  # then also time `payrank score --no-reasons`
+    with_reasons = "--reasons" in help_text  # then also time `payrank score --reasons`
     home = Path(tempfile.mkdtemp(prefix="mlflow-", dir=Path(work_dir).resolve()))
     env = {"PAYRANK_HOME": str(home)}
     try:
@@ -240,6 +244,8 @@ def run(
                 "as_of": BOOK_END.isoformat(),
                 "repeats": repeats,
                 "num_threads": num_threads,
+                "score_threads": score_threads,
+                "repeats_reasons": repeats_reasons,
                 "inner_repeats": inner,
                 "model_book_accounts": model_book["accounts"],
             },
@@ -253,7 +259,7 @@ def run(
                 "book": meta["path"],
                 "model_uri": model["model_uri"],
                 "tracking_uri": model["tracking_uri"],
-                "num_threads": num_threads,
+                "num_threads": score_threads,
                 "inner": inner,
             }
             pred = run_child("benchmarks.scoring:measure_predict", args, env=env)
@@ -264,20 +270,24 @@ def run(
                 f"{p['payment_path_s']:.3f} s vs raw {p['raw_payment_s']:.3f} s (x{p['ratio_payment_path']:.2f})"
             )
             n = min(repeats, repeats_1m) if accounts >= 1_000_000 else repeats
-            runs, runs_no_reasons = [], []
+            runs: list[dict[str, Any]] = []
+            runs_reasons: list[dict[str, Any]] = []
+            variants = [("", [], runs, n)]
+            if with_reasons:
+                variants.append(("--reasons", ["--reasons"], runs_reasons, min(n, repeats_reasons)))
             for i in range(n):
-                for extra, into in (([], runs), (["--no-reasons"] if no_reasons else None, runs_no_reasons)):
-                    if extra is None:
+                for label, extra, into, times in variants:
+                    if i >= times:
                         continue
                     out = home / f"scores-{accounts}.parquet"
-                    cmd = cli_command(meta["path"], out, model["model_uri"], model["tracking_uri"], num_threads)
+                    cmd = cli_command(meta["path"], out, model["model_uri"], model["tracking_uri"], score_threads)
                     r = run_command([*cmd, *extra], timeout=3600, env=env)
                     out.unlink(missing_ok=True)
                     r["book_accounts_per_s"] = meta["accounts"] / r["wall_s"]
                     r["scored_accounts_per_s"] = pred["open_accounts"] / r["wall_s"]
                     into.append(r)
                     log(
-                        f"score{' '.join(extra):>14} {accounts:>9,} accounts, run {i + 1}/{n}: {r['wall_s']:.2f} s "
+                        f"score{label:>10} {accounts:>9,} accounts, run {i + 1}/{times}: {r['wall_s']:.2f} s "
                         f"({r['book_accounts_per_s']:,.0f} book accounts/s), peak {r['peak_rss_mib']:.0f} MiB"
                     )
             entry = {
@@ -287,8 +297,8 @@ def run(
                 "repeats": n,
                 "e2e": summarise_runs(runs, E2E_KEYS),
                 "e2e_runs": runs,
-                "e2e_no_reasons": summarise_runs(runs_no_reasons, E2E_KEYS) if runs_no_reasons else None,
-                "e2e_no_reasons_runs": runs_no_reasons,
+                "e2e_reasons": summarise_runs(runs_reasons, E2E_KEYS) if with_reasons else None,
+                "e2e_reasons_runs": runs_reasons if with_reasons else [],
                 "predict": {
                     **{k: summarise(pred["inner_times"][k]) for k in PREDICT_KEYS},
                     "rows_per_s_full": pred["open_accounts"] / pred["predict_full_s"],
@@ -307,7 +317,11 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=1, help="LightGBM num_threads for training and scoring")
+    p.add_argument("--threads", type=int, default=1, help="LightGBM num_threads for training the bundle")
+    p.add_argument(
+        "--score-threads", type=int, default=0, help="LightGBM threads when scoring (0, the CLI's default: all cores)"
+    )
+    p.add_argument("--repeats-reasons", type=int, default=1, help="end-to-end repeats of `score --reasons`")
     p.add_argument("--inner", type=int, default=7, help="inner repeats of the prediction-step timings")
     p.add_argument("--model-accounts", type=int, help="book size the bundle is trained on (default 100000)")
     p.add_argument("--repeats-1m", type=int, default=3, help="end-to-end repeats at >= 1M accounts")
@@ -315,7 +329,18 @@ def main(argv: list[str] | None = None) -> None:
     sizes, repeats = sizes_and_repeats(args)
     model_accounts = args.model_accounts or (min(sizes) if args.quick else MODEL_BOOK_ACCOUNTS)
     inner = 2 if args.quick else max(1, args.inner)
-    run(sizes, repeats, args.results_dir, args.work_dir, args.threads, inner, model_accounts, args.repeats_1m)
+    run(
+        sizes,
+        repeats,
+        args.results_dir,
+        args.work_dir,
+        args.threads,
+        inner,
+        model_accounts,
+        args.repeats_1m,
+        score_threads=args.score_threads,
+        repeats_reasons=args.repeats_reasons,
+    )
     log(f"wrote {args.results_dir / 'scoring.json'}")
 
 

@@ -177,6 +177,40 @@ class FeatureSpec:
                 out[c] = pd.to_numeric(df[c], errors="raise").astype("float64").to_numpy()
         return pd.DataFrame(out, index=df.index, columns=self.columns)
 
+    def encode_rows(self, columns: Sequence[object], rows: Sequence[object]) -> np.ndarray | None:
+        """The model matrix straight from row lists (MLflow's `dataframe_split`), with no DataFrame in between.
+
+        Gives exactly `encode(pd.DataFrame(rows, columns=columns))` for plain JSON values (numbers, strings, null);
+        returns None when the rows need pandas' parsing (a missing column, ragged rows, a value that is not a
+        number), so the caller can take the slow path and its precise error message. A single row costs tens of
+        microseconds here against milliseconds of per-column pandas work.
+        """
+        where = {c: i for i, c in enumerate(columns)}
+        if len(where) != len(columns) or any(c not in where for c in self.columns) or not rows:
+            return None
+        try:
+            table = np.array(rows, dtype=object)
+            if table.shape != (len(rows), len(columns)):
+                return None
+            out = np.empty((len(rows), len(self.columns)), dtype=np.float64)
+            numeric = [j for j, c in enumerate(self.columns) if self.dtypes[c] != "category"]
+            block = table[:, [where[self.columns[j]] for j in numeric]]
+            kinds = set(map(type, block.ravel().tolist()))
+            if not kinds <= {int, float, type(None)}:  # strings, booleans, lists: pandas decides
+                return None
+            block[np.equal(block, None)] = np.nan
+            out[:, numeric] = block.astype(np.float64)
+            for j, c in enumerate(self.columns):
+                if self.dtypes[c] == "category":
+                    lookup = {level: float(k) for k, level in enumerate(self.category_levels[c])}
+                    values = table[:, where[c]].tolist()
+                    if not all(v is None or isinstance(v, str) for v in values):
+                        return None
+                    out[:, j] = [lookup.get(v, np.nan) for v in values]
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return out
+
     def encode(self, df: pd.DataFrame) -> np.ndarray:
         """The model matrix as float64: numerics as given, categoricals as codes of the saved levels (NaN: missing
         or unseen) — exactly what LightGBM makes of `apply(df)`, without building a DataFrame (the fast path)."""

@@ -78,7 +78,7 @@ def scored(client, records) -> dict[str, Any]:
 def test_score_agrees_with_the_cli_to_the_last_digit(scored, fragment, served_version, trained_session, tmp_path):
     book_dir = write_book(fragment, tmp_path / "fragment", "csv")
     out = tmp_path / "scores.csv"
-    args = ["score", "--data", str(book_dir), "--as-of", AS_OF, "--out", str(out)]
+    args = ["score", "--data", str(book_dir), "--as-of", AS_OF, "--out", str(out), "--reasons"]
     args += ["--model", f"models:/payrank/{served_version}", "--tracking-uri", trained_session.tracking_uri]
     result = CliRunner().invoke(cli_app, args)
     assert result.exit_code == 0, result.output

@@ -73,8 +73,8 @@ def test_scoring_json(results: Path) -> None:
     _positive_median(entry["e2e"], "wall_s", "peak_rss_mib", "book_accounts_per_s", "scored_accounts_per_s")
     keys = ("predict_full_s", "payment_path_s", "raw_payment_s", "raw_payment_frame_s", "raw_all_s")
     _positive_median(entry["predict"], *keys, "ratio_payment_path", "ratio_full_bundle")
-    if entry["e2e_no_reasons"] is not None:  # the CLI has --no-reasons
-        _positive_median(entry["e2e_no_reasons"], "wall_s", "book_accounts_per_s")
+    assert entry["e2e_reasons"] is not None  # the CLI has --reasons
+    _positive_median(entry["e2e_reasons"], "wall_s", "book_accounts_per_s")
     assert entry["predict_child"]["p_pay_consistent"]
     assert all(v > 0 for v in entry["stages"].values())
 

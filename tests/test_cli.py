@@ -116,12 +116,32 @@ def test_score_worklist_models_and_promote_commands(trained_session, tmp_path: P
         len(s) == len(trained_session.truth)
         and s["model_version"].eq(f"payrank/{trained_session.result.version}").all()
     )
+    assert (s["reasons"] == "").all()  # machine-readable by default: reasons only when asked
+    # reason codes on request, and the worklist carries them for its rows (checked below)
+    few = tmp_path / "few"
+    few.mkdir()
+    for name in ("guarantors", "accounts", "transactions", "contacts", "holds"):
+        table = pd.read_parquet(trained_session.book_dir / f"{name}.parquet")
+        if name == "guarantors":
+            keep = set(table["guarantor_id"].head(300))
+            table = table[table["guarantor_id"].isin(keep)]
+        elif name == "accounts":
+            table = table[table["guarantor_id"].isin(keep)]
+            accounts = set(table["account_id"])
+        else:
+            table = table[table["account_id"].isin(accounts)]
+        table.to_parquet(few / f"{name}.parquet", index=False)
+    r = runner.invoke(app, ["score", "--data", str(few), *common[2:], *uri, "--out", str(scores), "--reasons"])
+    assert r.exit_code == 0, r.output
+    with_reasons = pd.read_parquet(scores)
+    assert len(with_reasons) > 50 and (with_reasons["reasons"].str.len() > 0).mean() > 0.99
 
     wl, ex = tmp_path / "list.csv", tmp_path / "excluded.csv"
     r = runner.invoke(app, ["worklist", *common, *uri, "--calls", "25", "--out", str(wl), "--exclusions", str(ex)])
     assert r.exit_code == 0, r.output
     listed, excluded = pd.read_csv(wl), pd.read_csv(ex)
     assert len(listed) == 25 and listed["rank"].tolist() == list(range(1, 26))
+    assert listed["reasons"].str.len().gt(0).all()
     blocked = excluded.loc[excluded["rule"].str.startswith("hold_"), "account_id"].iloc[0]
     r = runner.invoke(app, ["worklist", *common, *uri, "--explain", blocked])
     assert r.exit_code == 0 and "hold_" in r.output and blocked in r.output

@@ -62,9 +62,12 @@ def test_reasons_are_plain_and_never_clinical(scored):
 def test_worklist_is_compliant_one_per_guarantor_and_bounded(listed, scored):
     wl, excluded = listed
     assert list(wl.columns) == WORKLIST_COLUMNS
-    assert len(wl) == CALLS
+    # only calls expected to pay for themselves are listed; the list is cut at capacity and nowhere else
+    assert 50 <= len(wl) <= CALLS
+    assert (wl["expected_value"] >= 0).all()  # > 0 before rounding to cents
+    assert len(wl) == CALLS or not (excluded["rule"] == "over_capacity").any()
     assert wl["guarantor_id"].is_unique
-    assert list(wl["rank"]) == list(range(1, CALLS + 1))
+    assert list(wl["rank"]) == list(range(1, len(wl) + 1))
     assert wl["expected_value"].is_monotonic_decreasing
     call_blocked = scored.policy.blocks.query("channel == 'call'")["account_id"]
     assert not wl["account_id"].isin(call_blocked).any()

@@ -78,14 +78,17 @@ class Scorer:
 
     def predict(self, features: pd.DataFrame, num_threads: int = 0) -> pd.DataFrame:
         """One row per input row: OUTPUT_COLUMNS."""
-        X = self.encode(features)
-        per_action = self.channel.predict(X, num_threads=num_threads)
+        return pd.DataFrame(self.predict_encoded(self.encode(features), num_threads), index=features.index)
+
+    def predict_encoded(self, X: np.ndarray, num_threads: int = 0) -> dict[str, np.ndarray]:
+        """OUTPUT_COLUMNS as arrays, from the encoded matrix (`encode` / `FeatureSpec.encode_rows`)."""
+        logits = self.channel.logit_arrays(X, num_threads=num_threads)
         out = {"p_pay": self.p_pay(X, num_threads)}
         for a in ACTIONS:
-            out[f"p14_{a}"] = (per_action[a] if a in per_action else per_action["none"]).to_numpy()
+            out[f"p14_{a}"] = sigmoid(logits[a] if a in logits else logits["none"])
         balance = X[:, self.spec.columns.index("balance")]
         out["expected_payment"] = self.expected_payment(X, balance, num_threads)
-        return pd.DataFrame(out, index=features.index)
+        return out
 
     def contributions(self, features: pd.DataFrame, num_threads: int = 0) -> pd.DataFrame:
         """Per-feature log-odds contributions of the payment model (pred_contrib; the bias column dropped)."""

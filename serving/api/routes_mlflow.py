@@ -8,7 +8,7 @@ import mlflow
 from fastapi import APIRouter, Request, Response
 
 from serving.api.deps import ApiKey, HolderDep, LimiterDep, MetricsDep, ModelDep, SettingsDep
-from serving.api.invocations import check_features, parse_input, predict, predictions_json
+from serving.api.invocations import check_features, fast_invoke, parse_input, predict, predictions_json
 from serving.api.logging import note
 from serving.api.model_holder import ServedModel
 from serving.api.schemas import VersionInfo
@@ -28,6 +28,9 @@ INVOCATIONS_DOC = {
 
 
 def _invoke(body: bytes, content_type: str | None, model: ServedModel, num_threads: int) -> tuple[str, int]:
+    fast = fast_invoke(body, content_type, model.loaded.scorer, num_threads)
+    if fast is not None:
+        return fast
     frame = parse_input(body, content_type, model.input_schema)
     features = check_features(frame, model.loaded.scorer)
     return predictions_json(predict(features, model.loaded.scorer, num_threads)), len(features)
