@@ -48,10 +48,13 @@ def day_number(ts: pd.Timestamp) -> int:
     return int(np.datetime64(ts.date(), "D").astype(np.int64))
 
 
+NS_PER_DAY = 86_400_000_000_000
+
+
 def days(values: pd.Series) -> np.ndarray:
     """Day numbers of a datetime64 column (any unit; a timestamp counts on its UTC date); NaT: NO_END_DAY."""
     arr = values.to_numpy(dtype="datetime64[ns]")
-    out = arr.astype("datetime64[D]").astype(np.int64)
+    out = arr.view(np.int64) // NS_PER_DAY  # floor division: days before 1970 round down, as datetime64[D] does
     out[np.isnat(arr)] = NO_END_DAY
     return out
 
@@ -61,7 +64,10 @@ def positions(values: pd.Series, index: pd.Index) -> np.ndarray:
     if len(values) == 0 or len(index) == 0:
         return np.full(len(values), -1, dtype=np.int64)
     try:
-        found = pc.index_in(pa.array(values, type=pa.string()), value_set=pa.array(index, type=pa.string()))
+        arr = pa.array(values)  # no copy for Arrow-backed strings; the (smaller) index is cast to match
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            arr = arr.cast(pa.string())
+        found = pc.index_in(arr, value_set=pa.array(index).cast(arr.type))
         return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     except (pa.ArrowException, TypeError):  # ids that are not plain strings: pandas' slower hash lookup
         return index.get_indexer(values).astype(np.int64)
@@ -116,7 +122,7 @@ class PreparedBook:
     ct_channel: np.ndarray  # codes in CHANNELS
     ct_outcome: np.ndarray  # codes in OUTCOMES
     ct_propensity: np.ndarray
-    ct_id: np.ndarray  # contact_id, for a deterministic order of same-time contacts
+    ct_id: pd.Series  # contact_id (RangeIndex), for a deterministic order of same-time contacts; see contact_ids
     # holds
     hold_account: np.ndarray
     hold_kind: np.ndarray  # codes in HOLD_KINDS
@@ -128,15 +134,30 @@ class PreparedBook:
     def n_accounts(self) -> int:
         return len(self.account_ids)
 
+    def contact_ids(self, rows: np.ndarray) -> np.ndarray:
+        """contact_id of the contacts at `rows`, as Python strings (only these: millions of them cost seconds)."""
+        return self.ct_id.take(rows).to_numpy(dtype=object)
+
     def account_positions(self, account_ids: pd.Series) -> np.ndarray:
         """Positions of the given ids in the sorted accounts (-1: unknown)."""
         return positions(pd.Series(account_ids), pd.Index(self.account_ids))
 
 
-def _known_rows(df: pd.DataFrame, index: pd.Index) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows of `df` whose account is in `index`, and those accounts' positions."""
-    pos = positions(df["account_id"], index)
+def _known_rows(
+    df: pd.DataFrame, index: pd.Index, validated: np.ndarray | None = None, rank: np.ndarray | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of `df` whose account is in `index`, and those accounts' positions.
+
+    `validated` is validation's lookup of the same ids in the unsorted accounts table (Book.key_positions) and
+    `rank` each unsorted row's position in `index`: then nothing is hashed again.
+    """
+    if validated is not None and rank is not None:
+        pos = np.where(validated >= 0, rank[np.maximum(validated, 0)], -1) if len(rank) else validated
+    else:
+        pos = positions(df["account_id"], index)
     keep = pos >= 0
+    if keep.all():
+        return df, pos
     return df.iloc[np.flatnonzero(keep)], pos[keep]
 
 
@@ -172,24 +193,36 @@ def guarantor_attributes(guarantors: pd.DataFrame, rows: np.ndarray) -> pd.DataF
 
 def prepare_book(book: Book) -> PreparedBook:
     """Encode a validated book once (ids to positions, dates to day numbers, enums to codes)."""
-    accounts = book.accounts.iloc[np.argsort(book.accounts["account_id"].to_numpy(dtype=object), kind="stable")]
+    order = np.argsort(book.accounts["account_id"].to_numpy(dtype=object), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    accounts = book.accounts.iloc[order]
     account_ids = accounts["account_id"].reset_index(drop=True)
     index = pd.Index(account_ids)
     guarantor_code, guarantor_uniques = pd.factorize(accounts["guarantor_id"])
-    guarantor_row = positions(accounts["guarantor_id"], pd.Index(book.guarantors["guarantor_id"]))
+    known_guarantor = book.key_positions("accounts", "guarantor_id")
+    guarantor_row = (
+        known_guarantor[order]
+        if known_guarantor is not None
+        else positions(accounts["guarantor_id"], pd.Index(book.guarantors["guarantor_id"]))
+    )
 
-    tx, tx_account = _known_rows(book.transactions, index)
+    def known(table: str) -> tuple[pd.DataFrame, np.ndarray]:
+        return _known_rows(getattr(book, table), index, book.key_positions(table, "account_id"), rank)
+
+    tx, tx_account = known("transactions")
     tx_day = days(tx["posted_date"])
     tx_kind = category_codes(tx["kind"], TRANSACTION_KINDS)
     tx_amount = tx["amount"].to_numpy(dtype=np.float64)
     is_pay = tx_kind == TRANSACTION_KINDS.index("patient_payment")
     pay_order = np.flatnonzero(is_pay)[np.lexsort((tx_day[is_pay], tx_account[is_pay]))]
 
-    ct, ct_account = _known_rows(book.contacts, index)
+    ct, ct_account = known("contacts")
     ct_time = ct["contacted_at"].to_numpy(dtype="datetime64[ns]")
-    holds, hold_account = _known_rows(book.holds, index)
+    holds, hold_account = known("holds")
 
-    observed = np.concatenate([tx_day, ct_time.astype("datetime64[D]").astype(np.int64)])
+    ct_day = days(ct["contacted_at"])
+    observed = np.concatenate([tx_day, ct_day])
     return PreparedBook(
         account_ids=account_ids,
         guarantor_ids=accounts["guarantor_id"].reset_index(drop=True),
@@ -207,12 +240,12 @@ def prepare_book(book: Book) -> PreparedBook:
         pay_day=tx_day[pay_order],
         pay_amount=-tx_amount[pay_order],
         ct_account=ct_account,
-        ct_day=days(ct["contacted_at"]),
+        ct_day=ct_day,
         ct_time=ct_time,
         ct_channel=category_codes(ct["channel"], CHANNELS),
         ct_outcome=category_codes(ct["outcome"], OUTCOMES),
         ct_propensity=ct["propensity"].to_numpy(dtype=np.float64, na_value=np.nan),
-        ct_id=ct["contact_id"].to_numpy(dtype=object),
+        ct_id=ct["contact_id"].reset_index(drop=True),
         hold_account=hold_account,
         hold_kind=category_codes(holds["kind"], HOLD_KINDS),
         hold_start=days(holds["start_date"]),

@@ -34,7 +34,7 @@ def next_day_actions_at(prep: PreparedBook, t: int, rows: np.ndarray) -> tuple[p
     "First" is by contacted_at, ties broken by contact_id, so the result does not depend on row order.
     """
     sel = np.flatnonzero(prep.ct_day == t + 1)
-    day = pd.DataFrame({"acc": prep.ct_account[sel], "at": prep.ct_time[sel], "id": prep.ct_id[sel], "row": sel})
+    day = pd.DataFrame({"acc": prep.ct_account[sel], "at": prep.ct_time[sel], "id": prep.contact_ids(sel), "row": sel})
     first = day.sort_values(["acc", "at", "id"]).drop_duplicates("acc")
     action = np.full(prep.n_accounts + 1, NO_ACTION)  # the extra last slot serves rows == -1
     propensity = np.full(prep.n_accounts + 1, np.nan)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 Kind = Literal["string", "int", "float", "money", "date", "timestamp", "bool", "enum"]
@@ -255,6 +256,25 @@ class Book:
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in TABLE_ORDER}
 
+    def remember_key_positions(self, found: dict[tuple[str, str], np.ndarray]) -> None:
+        """Keep the foreign-key lookups validation made — (table, column) → each row's position in the
+        referenced table (-1: none) — so feature building does not hash millions of ids a second time."""
+        self._key_positions = {
+            (table, column): (getattr(self, table), getattr(self, _referenced_table(table, column)), pos)
+            for (table, column), pos in found.items()
+        }
+
+    def key_positions(self, table: str, column: str) -> np.ndarray | None:
+        """Positions remembered by validation, or None (not validated, or a frame replaced since)."""
+        entry = getattr(self, "_key_positions", {}).get((table, column))
+        if entry is None:
+            return None
+        frame, referenced, pos = entry
+        current = getattr(self, table)
+        if frame is not current or referenced is not getattr(self, _referenced_table(table, column)):
+            return None
+        return pos if len(pos) == len(current) else None
+
     def subset_guarantors(self, guarantor_ids: pd.Index | list[str]) -> Book:
         """The part of the book that belongs to the given guarantors (all of their accounts)."""
         g = self.guarantors[self.guarantors["guarantor_id"].isin(guarantor_ids)]
@@ -267,3 +287,10 @@ class Book:
             contacts=self.contacts[self.contacts["account_id"].isin(ids)],
             holds=self.holds[self.holds["account_id"].isin(ids)],
         )
+
+
+def _referenced_table(table: str, column: str) -> str:
+    ref = next(c.references for c in TABLES[table].columns if c.name == column)
+    if not ref:
+        raise ValueError(f"{table}.{column} references no table")
+    return ref.split(".")[0]

@@ -6,7 +6,12 @@ source without reading a traceback. Parsing and checking happen together: a vali
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -15,6 +20,7 @@ import pyarrow.compute as pc
 
 from features.schema import AMOUNT_SIGN, OUTCOMES_BY_CHANNEL, TABLES, Book, Column, Table, empty_frame
 
+T = TypeVar("T")
 MAX_EXAMPLES = 3
 MAX_INT = 2**53  # integers beyond this are not exact in float64 and no contract column needs them
 TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False, "1.0": True, "0.0": False}
@@ -79,6 +85,19 @@ def _as_levels(text: pa.ChunkedArray, levels: list[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(codes.to_numpy(), categories=levels)
 
 
+def _enum_from_categorical(raw: pd.Series, levels: list[str]) -> tuple[pd.Categorical, pd.Series]:
+    """An enum column that arrived dictionary-encoded: trim and match its few categories, then remap the codes.
+
+    Gives what `_trimmed` + `_as_levels` give for the same values as strings (tested), without decoding them.
+    """
+    names = pd.Series(raw.cat.categories.astype(str), dtype=object).str.strip()
+    empty = (names == "").to_numpy()
+    remap = np.append(np.where(empty, -1, pd.Index(levels).get_indexer(names)), -1)
+    codes = raw.cat.codes.to_numpy()  # -1 (missing) picks the appended -1 / True
+    parsed = pd.Categorical.from_codes(remap[codes], categories=levels)
+    return parsed, pd.Series(np.append(empty, True)[codes], index=raw.index)
+
+
 def _parse(raw: pd.Series, col: Column, text: pa.ChunkedArray | None) -> pd.Series:
     """Parse one raw column into its typed form; unparseable values become missing.
 
@@ -124,10 +143,13 @@ def _typed_table(name: str, raw: pd.DataFrame, problems: list[Problem]) -> pd.Da
     out = pd.DataFrame(index=raw.index)
     for col in table.columns:
         values = raw[col.name]
-        text = _trimmed(values) if _is_text(values) or col.kind in {"string", "enum"} else None
-        parsed = _parse(values, col, text)
-        parsed = pd.Series(parsed, index=raw.index, name=col.name)
-        blank = values.isna() if text is None else pd.Series(text.is_null().to_numpy(), index=raw.index)
+        if col.kind == "enum" and isinstance(values.dtype, pd.CategoricalDtype):
+            categorical, blank = _enum_from_categorical(values, list(col.values or ()))
+            parsed = pd.Series(categorical, index=raw.index, name=col.name)
+        else:
+            text = _trimmed(values) if _is_text(values) or col.kind in {"string", "enum"} else None
+            parsed = pd.Series(_parse(values, col, text), index=raw.index, name=col.name)
+            blank = values.isna() if text is None else pd.Series(text.is_null().to_numpy(), index=raw.index)
         bad = parsed.isna() & ~blank
         if bad.any():
             what = {"enum": "unknown value", "bool": "not a boolean (true/false/1/0)"}.get(
@@ -219,49 +241,69 @@ def _row_checks(name: str, df: pd.DataFrame, problems: list[Problem]) -> None:
             problems.append(Problem(name, "end_date", f"before start_date; {_examples(df, table, bad, 'end_date')}"))
 
 
-def _isin(values: pd.Series, reference: pd.Series) -> pd.Series:
-    """values.isin(reference) for string keys, by Arrow's hash join (pandas' isin loops in Python on them)."""
-    hit = pc.is_in(pa.array(values, type=pa.string()), value_set=pa.array(reference, type=pa.string()))
-    return pd.Series(hit.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
+def _foreign_key_problems(typed: dict[str, pd.DataFrame], name: str, col: Column) -> tuple[list[Problem], np.ndarray]:
+    """Problems of one foreign key, and each row's position in the referenced table (-1: none)."""
+    ref_table, ref_col = (col.references or "").split(".")
+    df = typed[name]
+    values, reference = df[col.name], typed[ref_table][ref_col]
+    if len(values) and len(reference):
+        found = pc.index_in(pa.array(values, type=pa.large_string()), value_set=pa.array(reference, pa.large_string()))
+        pos = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    else:
+        pos = np.full(len(values), -1, dtype=np.int64)
+    bad = pd.Series(pos < 0, index=df.index) & values.notna()
+    if not bad.any():
+        return [], pos
+    examples = _examples(df, TABLES[name], bad, col.name)
+    return [Problem(name, col.name, f"{int(bad.sum())} row(s) point to no {ref_table} row; {examples}")], pos
 
 
-def _foreign_keys(typed: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
-    for name, df in typed.items():
-        for col in TABLES[name].columns:
-            if not col.references:
-                continue
-            ref_table, ref_col = col.references.split(".")
-            if ref_table not in typed:
-                continue
-            bad = df[col.name].notna() & ~_isin(df[col.name], typed[ref_table][ref_col])
-            if bad.any():
-                problems.append(
-                    Problem(
-                        name,
-                        col.name,
-                        f"{int(bad.sum())} row(s) point to no {ref_table} row; "
-                        f"{_examples(df, TABLES[name], bad, col.name)}",
-                    )
-                )
+def _checked_table(name: str, frame: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Problem]]:
+    problems: list[Problem] = []
+    result = _typed_table(name, frame, problems)
+    if result is not None:
+        _row_checks(name, result, problems)
+    return result, problems
+
+
+def _in_threads(jobs: list[Callable[[], T]]) -> list[T]:
+    """Run independent checks in threads, results in the jobs' order (so messages come in a fixed order).
+
+    Arrow's kernels and pandas' hashing release the GIL, so a large book validates up to ~2x faster on 2 cores.
+    """
+    if len(jobs) < 2 or (os.cpu_count() or 1) < 2:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        return [f.result() for f in [pool.submit(job) for job in jobs]]
 
 
 def validate_tables(raw: dict[str, pd.DataFrame | None]) -> Book:
     """Type and check raw tables; returns a Book or raises BookError with every problem found."""
     problems: list[Problem] = []
     typed: dict[str, pd.DataFrame] = {}
+    present = [name for name in TABLES if raw.get(name) is not None]
     for name, table in TABLES.items():
-        frame = raw.get(name)
-        if frame is None:
+        if raw.get(name) is None:
             if table.optional:
                 typed[name] = empty_frame(name)
             else:
                 problems.append(Problem(name, "-", "required table is missing"))
-            continue
-        result = _typed_table(name, frame, problems)
+    checked = _in_threads([functools.partial(_checked_table, name, raw[name]) for name in present])
+    for name, (result, found) in zip(present, checked, strict=True):
+        problems.extend(found)
         if result is not None:
-            _row_checks(name, result, problems)
             typed[name] = result
-    _foreign_keys(typed, problems)
+    references = [
+        (name, col)
+        for name in typed
+        for col in TABLES[name].columns
+        if col.references and col.references.split(".")[0] in typed
+    ]
+    checked_keys = _in_threads([functools.partial(_foreign_key_problems, typed, n, c) for n, c in references])
+    for found, _ in checked_keys:
+        problems.extend(found)
     if problems:
         raise BookError(problems)
-    return Book(**typed)
+    book = Book(**typed)
+    book.remember_key_positions({(n, c.name): pos for (n, c), (_, pos) in zip(references, checked_keys, strict=True)})
+    return book

@@ -248,14 +248,15 @@ def _load_and_score(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from features.load import load_book
-    from serving.scoring import score_book
-
     day = parse_day(as_of)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load") as pool:
         pending = pool.submit(_load_model, model, tracking_uri, model_name)
+        from features.load import load_book
+
         book = load_book(data)
         loaded = pending.result()
+    from serving.scoring import score_book  # LightGBM is imported by now, by the model's thread
+
     costs = Settings().channel_costs
     scored = score_book(book, day, loaded.scorer, config, loaded.label, costs, num_threads=threads, reasons=reasons)
     return scored, loaded

@@ -285,3 +285,26 @@ def test_snapshots_sample_each_day_without_changing_rows():
     assert (merged["balance"] == merged["balance_full"]).all() and (merged["paid_14d"] == merged["paid_14d_full"]).all()
     again = build_snapshots(book, days[1:], horizons=(14,), max_rows_per_day=50, seed=1)
     pd.testing.assert_frame_equal(again, small[small["as_of"] == pd.Timestamp(days[1])].reset_index(drop=True))
+
+
+def test_validation_key_lookups_are_reused_only_while_they_hold(tmp_path) -> None:
+    """Feature building reuses validation's id lookups; the features are the same as without them, and a
+    replaced or shuffled table is looked up afresh."""
+    import dataclasses
+
+    from features.generate import generate_book, write_book
+    from features.load import load_book
+
+    raw, _ = generate_book(400, seed=5, end_date="2026-09-30")
+    book = load_book(write_book(raw, tmp_path / "book", "parquet"))
+    assert book.key_positions("contacts", "account_id") is not None
+    plain = Book(**book.tables())  # same frames, no remembered lookups
+    assert plain.key_positions("contacts", "account_id") is None
+    pd.testing.assert_frame_equal(build_features(book, "2026-09-30"), build_features(plain, "2026-09-30"))
+
+    shuffled = dataclasses.replace(book, contacts=book.contacts.sample(frac=1.0, random_state=1))
+    assert shuffled.key_positions("contacts", "account_id") is None
+    assert shuffled.key_positions("transactions", "account_id") is None  # replace() copies no cache at all
+    pd.testing.assert_frame_equal(build_features(shuffled, "2026-09-30"), build_features(plain, "2026-09-30"))
+    book.accounts = book.accounts.iloc[::-1]  # a referenced table replaced in place invalidates its lookups
+    assert book.key_positions("contacts", "account_id") is None
