@@ -230,3 +230,43 @@ def test_dictionary_encoded_enums_validate_like_strings(column, value):
         assert isinstance(as_codes, dict)
         for name, frame in as_text.items():
             pd.testing.assert_frame_equal(as_codes[name], frame)
+
+
+@pytest.mark.parametrize(
+    ("values", "trimmed"),
+    [
+        (["a1", "b22", None, ""], True),
+        (["a1", " b22"], False),
+        (["a1", "b22\t"], False),
+        (["a1", "b22\u00a0"], False),  # a non-breaking space is whitespace too
+        (["é1", "b2"], False),  # non-ASCII edges go to Arrow's Unicode-aware trim (which keeps é)
+    ],
+)
+def test_the_whitespace_shortcut_never_misses_a_padded_value(values, trimmed):
+    import pyarrow as pa
+
+    from features.validate import _surely_trimmed
+
+    for kind in (pa.string(), pa.large_string()):
+        arr = pa.array(["pad ", *values], type=kind).slice(1)  # a sliced chunk: its offset is not 0
+        assert _surely_trimmed(pa.chunked_array([arr])) is trimmed
+
+
+@pytest.mark.parametrize(
+    ("keys", "unique"),
+    [(["a", "b", "c"], True), (["c", "a", "b"], True), (["a", "b", "b", "c"], False), (["b", "a", "b"], False)],
+)
+def test_the_sorted_key_shortcut_agrees_with_hashing(keys, unique):
+    from features.validate import _surely_unique
+
+    assert _surely_unique(pd.Series(keys, dtype="string")) is unique
+
+
+def test_padded_ids_from_arrow_strings_are_trimmed():
+    raw = raw_tables()
+    for name in ("accounts", "transactions"):
+        raw[name]["account_id"] = (" " + raw[name]["account_id"].astype(str) + "\t").astype("str")
+    book = validate_tables(raw)
+    assert set(book.transactions["account_id"]) <= set(book.accounts["account_id"]) == set(
+        raw_tables()["accounts"]["account_id"]
+    )
