@@ -5,6 +5,7 @@ Every command that reads a book calls `load_book`, so every command refuses a br
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -95,5 +96,14 @@ def _read_sql(url: str) -> dict[str, pd.DataFrame | None]:
 
 
 def load_book(src: str | Path) -> Book:
-    """Read and validate a book; raises BookError listing every problem found."""
-    return validate_tables(read_raw_tables(src))
+    """Read and validate a book; raises BookError listing every problem found.
+
+    A folder's files are read in threads (Arrow and pandas' readers release the GIL) and each table is
+    checked as soon as it is read, so reading the large tables overlaps checking the small ones.
+    """
+    path = Path(str(src))
+    if is_sql_url(str(src)) or not path.is_dir():
+        return validate_tables(read_raw_tables(src))
+    with ThreadPoolExecutor(max_workers=len(TABLES), thread_name_prefix="read") as pool:
+        pending = {name: pool.submit(_read_file_table, path, name) for name in TABLES}
+        return validate_tables(pending)

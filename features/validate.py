@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -314,22 +314,38 @@ def _in_threads(jobs: list[Callable[[], T]]) -> list[T]:
         return [f.result() for f in [pool.submit(job) for job in jobs]]
 
 
-def validate_tables(raw: dict[str, pd.DataFrame | None]) -> Book:
-    """Type and check raw tables; returns a Book or raises BookError with every problem found."""
+RawTable = pd.DataFrame | None | Future
+"""A raw table as read, None when the source lacks it, or a Future of either (a read still under way)."""
+
+
+def _fetch_and_check(name: str, raw: RawTable) -> tuple[bool, pd.DataFrame | None, list[Problem]]:
+    """(present, typed table or None, problems) of one table, waiting for its read first if need be."""
+    frame = raw.result() if isinstance(raw, Future) else raw
+    if frame is None:
+        return False, None, []
+    return (True, *_checked_table(name, frame))
+
+
+def validate_tables(raw: Mapping[str, RawTable]) -> Book:
+    """Type and check raw tables; returns a Book or raises BookError with every problem found.
+
+    A table may be given as a Future: each table is checked as soon as its read finishes, so reading the big
+    tables overlaps checking the small ones.
+    """
     problems: list[Problem] = []
     typed: dict[str, pd.DataFrame] = {}
-    present = [name for name in TABLES if raw.get(name) is not None]
-    for name, table in TABLES.items():
-        if raw.get(name) is None:
+    checked = _in_threads([functools.partial(_fetch_and_check, name, raw.get(name)) for name in TABLES])
+    for (name, table), (present, _, _) in zip(TABLES.items(), checked, strict=True):
+        if not present:
             if table.optional:
                 typed[name] = empty_frame(name)
             else:
                 problems.append(Problem(name, "-", "required table is missing"))
-    checked = _in_threads([functools.partial(_checked_table, name, raw[name]) for name in present])
-    for name, (result, found) in zip(present, checked, strict=True):
+    for name, (_, result, found) in zip(TABLES, checked, strict=True):
         problems.extend(found)
         if result is not None:
             typed[name] = result
+    typed = {name: typed[name] for name in TABLES if name in typed}
     references = [
         (name, col)
         for name in typed

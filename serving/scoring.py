@@ -7,6 +7,7 @@ the policy blocks is never chosen or shown for that account.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,11 +74,16 @@ def score_book(
     """
     feats = build_features(book, as_of)
     costs = {**scorer.costs, **(costs or {})}
-    verdict = evaluate_policy(book, as_of, feats[["account_id", "guarantor_id"]], policy)
     if feats.empty:
+        verdict = evaluate_policy(book, as_of, feats[["account_id", "guarantor_id"]], policy)
         empty = pd.DataFrame({c: pd.Series(dtype=object) for c in SCORE_COLUMNS})
         return Scored(empty, pd.DataFrame(columns=list(ACTIONS)), verdict, feats)
-    pred = scorer.predict(feats, num_threads=num_threads)
+    # The contact policy (pandas, one core) runs beside the boosters (LightGBM releases the GIL): on a large
+    # book that hides most of the policy's time. Both only read the book.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy") as pool:
+        pending = pool.submit(evaluate_policy, book, as_of, feats[["account_id", "guarantor_id"]], policy)
+        pred = scorer.predict(feats, num_threads=num_threads)
+        verdict = pending.result()
     values = action_values(pred, costs)
     allowed = verdict.allowed[list(CHANNELS)].copy()
     allowed.insert(0, "none", True)

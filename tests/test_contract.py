@@ -267,6 +267,8 @@ def test_padded_ids_from_arrow_strings_are_trimmed():
     for name in ("accounts", "transactions"):
         raw[name]["account_id"] = (" " + raw[name]["account_id"].astype(str) + "\t").astype("str")
     book = validate_tables(raw)
-    assert set(book.transactions["account_id"]) <= set(book.accounts["account_id"]) == set(
-        raw_tables()["accounts"]["account_id"]
+    assert (
+        set(book.transactions["account_id"])
+        <= set(book.accounts["account_id"])
+        == set(raw_tables()["accounts"]["account_id"])
     )
