@@ -49,7 +49,7 @@ def test_encode_rows_equals_encode_of_the_frame(scorer, split):
 @pytest.mark.parametrize("rows", [1, 7, 60])
 def test_fast_invoke_answers_byte_for_byte_what_the_general_path_answers(scorer, split, rows):
     body = json.dumps({"dataframe_split": {"columns": split["columns"], "data": split["data"][:rows]}}).encode()
-    fast = fast_invoke(body, "application/json", scorer, num_threads=1)
+    fast = fast_invoke(body, "application/json", scorer, lambda rows: 1)
     assert fast is not None and fast[1] == rows
     frame = parse_input(body, "application/json", None)
     slow = predict(check_features(frame, scorer), scorer, num_threads=1)
@@ -82,5 +82,20 @@ def test_odd_shapes_leave_the_fast_path(scorer, split):
     assert scorer.spec.encode_rows([*cols, cols[0]], [[*r, r[0]] for r in data]) is None  # a column twice
     assert scorer.spec.encode_rows(cols, [data[0], data[1][:-1]]) is None  # a ragged row
     assert scorer.spec.encode_rows(cols, []) is None  # nothing to encode
-    assert fast_invoke(b'{"dataframe_records": []}', "application/json", scorer, 1) is None
-    assert fast_invoke(b"balance\n1\n", "text/csv", scorer, 1) is None
+    assert fast_invoke(b'{"dataframe_records": []}', "application/json", scorer, lambda rows: 1) is None
+    assert fast_invoke(b"balance\n1\n", "text/csv", scorer, lambda rows: 1) is None
+
+
+@pytest.mark.parametrize(
+    ("rows", "busy", "big", "expected"),
+    [(1, 1, 500, 1), (499, 1, 500, 1), (500, 1, 500, "all"), (5000, 2, 500, 1), (5000, 1, 0, 1)],
+)
+def test_only_a_big_batch_on_an_otherwise_idle_server_gets_every_core(rows, busy, big, expected):
+    import os
+    from types import SimpleNamespace
+
+    from serving.api.service import lightgbm_threads
+
+    limiter = SimpleNamespace(borrowed_tokens=busy)  # this request's own token counts as one
+    want = (os.cpu_count() or 1) if expected == "all" else expected
+    assert lightgbm_threads(limiter, 1, big, rows) == want

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 import anyio
@@ -10,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from serving.api.metrics import Metrics
 from serving.api.model_holder import ModelHolder, ServedModel
 from serving.api.security import require_api_key
+from serving.api.service import ThreadsFor, lightgbm_threads
 from serving.api.settings import ApiSettings
 from serving.policy_config import PolicyConfig
 
@@ -42,10 +44,19 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_threads(
+    settings: Annotated[ApiSettings, Depends(get_settings)],
+    limiter: Annotated[anyio.CapacityLimiter, Depends(get_limiter)],
+) -> ThreadsFor:
+    """How many LightGBM threads a batch of n rows gets (see serving.api.service.lightgbm_threads)."""
+    return functools.partial(lightgbm_threads, limiter, settings.num_threads, settings.big_batch_rows)
+
+
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 ModelDep = Annotated[ServedModel, Depends(get_model)]
 PolicyDep = Annotated[PolicyConfig, Depends(get_policy)]
 LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_limiter)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ThreadsDep = Annotated[ThreadsFor, Depends(get_threads)]
 ApiKey = Depends(require_api_key)

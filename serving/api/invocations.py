@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -158,7 +159,9 @@ def predictions_json(predictions: pd.DataFrame | dict[str, np.ndarray]) -> str:
     return json.dumps({"predictions": [dict(zip(names, row, strict=True)) for row in matrix.tolist()]})
 
 
-def fast_invoke(body: bytes, content_type: str | None, scorer: Scorer, num_threads: int) -> tuple[str, int] | None:
+def fast_invoke(
+    body: bytes, content_type: str | None, scorer: Scorer, threads: Callable[[int], int]
+) -> tuple[str, int] | None:
     """The common request — JSON `dataframe_split` of plain values — from bytes to answer without pandas.
 
     Gives the same answer as parse_input → check_features → predict → predictions_json (tested); returns None
@@ -172,5 +175,5 @@ def fast_invoke(body: bytes, content_type: str | None, scorer: Scorer, num_threa
     X = scorer.spec.encode_rows(split["columns"], split["data"])
     if X is None:
         return None
-    predictions = scorer.predict_encoded(X, num_threads=num_threads)
+    predictions = scorer.predict_encoded(X, num_threads=threads(len(X)))
     return predictions_json({c: predictions[c] for c in OUTPUT_COLUMNS}), len(X)

@@ -7,12 +7,12 @@ from importlib.metadata import PackageNotFoundError, version
 import mlflow
 from fastapi import APIRouter, Request, Response
 
-from serving.api.deps import ApiKey, HolderDep, LimiterDep, MetricsDep, ModelDep, SettingsDep
+from serving.api.deps import ApiKey, HolderDep, LimiterDep, MetricsDep, ModelDep, ThreadsDep
 from serving.api.invocations import check_features, fast_invoke, parse_input, predict, predictions_json
 from serving.api.logging import note
 from serving.api.model_holder import ServedModel
 from serving.api.schemas import VersionInfo
-from serving.api.service import run_cpu
+from serving.api.service import ThreadsFor, run_cpu
 
 router = APIRouter(tags=["mlflow"], dependencies=[ApiKey])
 
@@ -27,24 +27,24 @@ INVOCATIONS_DOC = {
 }
 
 
-def _invoke(body: bytes, content_type: str | None, model: ServedModel, num_threads: int) -> tuple[str, int]:
-    fast = fast_invoke(body, content_type, model.loaded.scorer, num_threads)
+def _invoke(body: bytes, content_type: str | None, model: ServedModel, threads: ThreadsFor) -> tuple[str, int]:
+    fast = fast_invoke(body, content_type, model.loaded.scorer, threads)
     if fast is not None:
         return fast
     frame = parse_input(body, content_type, model.input_schema)
     features = check_features(frame, model.loaded.scorer)
-    return predictions_json(predict(features, model.loaded.scorer, num_threads)), len(features)
+    return predictions_json(predict(features, model.loaded.scorer, threads(len(features)))), len(features)
 
 
 @router.post("/invocations", response_class=Response, openapi_extra=INVOCATIONS_DOC)
 async def invocations(
-    request: Request, model: ModelDep, settings: SettingsDep, limiter: LimiterDep, m: MetricsDep
+    request: Request, model: ModelDep, limiter: LimiterDep, threads: ThreadsDep, m: MetricsDep
 ) -> Response:
     """Predict p_pay, p14_<action> and expected_payment for feature rows: `{"predictions": [{...}, ...]}`."""
     note(model_version=model.label)
     body = await request.body()
     content_type = request.headers.get("content-type")
-    text, rows = await run_cpu(limiter, _invoke, body, content_type, model, settings.num_threads)
+    text, rows = await run_cpu(limiter, _invoke, body, content_type, model, threads)
     note(rows=rows)
     m.rows.labels("/invocations").inc(rows)
     return Response(text, media_type="application/json")

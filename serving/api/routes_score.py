@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.api.deps import ApiKey, LimiterDep, MetricsDep, ModelDep, PolicyDep, SettingsDep
+from serving.api.deps import ApiKey, LimiterDep, MetricsDep, ModelDep, PolicyDep, SettingsDep, ThreadsDep
 from serving.api.logging import note
 from serving.api.schemas import ScoreRequest, ScoreResponse, WorklistRequest, WorklistResponse
 from serving.api.service import run_cpu, score_response, worklist_response
@@ -14,11 +14,17 @@ router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[ApiKey])
 
 @router.post("/score", response_model=ScoreResponse)
 async def score(
-    body: ScoreRequest, model: ModelDep, policy: PolicyDep, settings: SettingsDep, limiter: LimiterDep, m: MetricsDep
+    body: ScoreRequest,
+    model: ModelDep,
+    policy: PolicyDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    threads: ThreadsDep,
+    m: MetricsDep,
 ) -> ScoreResponse:
     """Score every open account of the fragment as of `as_of`, for work on the next day."""
     note(model_version=model.label)
-    out = await run_cpu(limiter, score_response, body, model, policy, settings.num_threads, settings.channel_costs)
+    out = await run_cpu(limiter, score_response, body, model, policy, threads, settings.channel_costs)
     note(rows=len(out.rows))
     m.rows.labels("/v1/score").inc(len(out.rows))
     return out
@@ -26,13 +32,17 @@ async def score(
 
 @router.post("/worklist", response_model=WorklistResponse)
 async def worklist(
-    body: WorklistRequest, model: ModelDep, policy: PolicyDep, settings: SettingsDep, limiter: LimiterDep, m: MetricsDep
+    body: WorklistRequest,
+    model: ModelDep,
+    policy: PolicyDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    threads: ThreadsDep,
+    m: MetricsDep,
 ) -> WorklistResponse:
     """The call list for the day after `as_of` (one row per guarantor) and every account left off, with why."""
     note(model_version=model.label)
-    out, scored = await run_cpu(
-        limiter, worklist_response, body, model, policy, settings.num_threads, settings.channel_costs
-    )
+    out, scored = await run_cpu(limiter, worklist_response, body, model, policy, threads, settings.channel_costs)
     note(rows=scored, listed=len(out.rows))
     m.rows.labels("/v1/worklist").inc(scored)
     return out

@@ -7,6 +7,7 @@ the response bodies are built here too, so validating thousands of rows also sta
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,18 @@ from serving.scoring import SCORE_COLUMNS, Scored, score_book
 from serving.worklist import EXCLUSION_COLUMNS, WORKLIST_COLUMNS, build_worklist
 
 T = TypeVar("T")
+
+
+ThreadsFor = Callable[[int], int]
+"""LightGBM threads for a batch of n rows (see lightgbm_threads)."""
+
+
+def lightgbm_threads(limiter: anyio.CapacityLimiter, per_request: int, big_batch_rows: int, rows: int) -> int:
+    """One LightGBM thread per request by default (concurrent requests' OpenMP teams would fight over the
+    cores), but every core for a batch of at least `big_batch_rows` rows while no other request is computing."""
+    if big_batch_rows and rows >= big_batch_rows and limiter.borrowed_tokens <= 1:
+        return os.cpu_count() or 1
+    return per_request
 
 
 async def run_cpu(limiter: anyio.CapacityLimiter, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -51,19 +64,20 @@ def score_fragment(
 
 
 def score_response(
-    request: ScoreRequest, model: ServedModel, policy: PolicyConfig, num_threads: int, costs: dict[str, float]
+    request: ScoreRequest, model: ServedModel, policy: PolicyConfig, threads: ThreadsFor, costs: dict[str, float]
 ) -> ScoreResponse:
     """The /v1/score body: one row per open account (SCORE_COLUMNS)."""
-    scored = score_fragment(request, model, policy, num_threads, costs)
+    scored = score_fragment(request, model, policy, threads(len(request.book.accounts)), costs)
     rows = frame_records(scored.scores, SCORE_COLUMNS)
     return ScoreResponse(model_version=model.label, as_of=request.as_of, rows=rows)
 
 
 def worklist_response(
-    request: WorklistRequest, model: ServedModel, policy: PolicyConfig, num_threads: int, costs: dict[str, float]
+    request: WorklistRequest, model: ServedModel, policy: PolicyConfig, threads: ThreadsFor, costs: dict[str, float]
 ) -> tuple[WorklistResponse, int]:
     """The /v1/worklist body and how many open accounts were scored for it."""
-    scored = score_fragment(request, model, policy, num_threads, costs, reasons=False)  # listed rows get them
+    threads_n = threads(len(request.book.accounts))
+    scored = score_fragment(request, model, policy, threads_n, costs, reasons=False)  # listed rows get them
     listed, left_out = build_worklist(scored, request.calls, policy)
     body = WorklistResponse(
         model_version=model.label,

@@ -40,6 +40,9 @@ class ApiSettings(Settings):
     model_uri: str | None = None  # default: models:/<model_name>@champion
     policy: Path | None = None  # contact-policy TOML; default: the built-in rules
     num_threads: int = Field(1, ge=0, description="LightGBM threads per request (0: all cores)")
+    big_batch_rows: int = Field(
+        500, ge=0, description="a batch of this many rows uses every core while no other request computes (0: never)"
+    )
     max_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     api_key_hashes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
