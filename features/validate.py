@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.history_prepared import positions
 from features.schema import AMOUNT_SIGN, OUTCOMES_BY_CHANNEL, TABLES, Book, Column, Table, empty_frame
 
 T = TypeVar("T")
@@ -214,13 +215,10 @@ def _typed_table(name: str, raw: pd.DataFrame, problems: list[Problem]) -> pd.Da
 def _surely_unique(keys: pd.Series) -> bool:
     """No key twice: strictly increasing keys (exports are usually in key order) are checked in one Arrow pass;
     others by hashing (4x faster than `duplicated`, which then runs only to name the offenders)."""
-    if not keys.hasnans and len(keys) > 1:
-        try:
-            arr = pa.array(keys)
-            if pc.all(pc.less(arr.slice(0, len(arr) - 1), arr.slice(1))).as_py():
-                return True
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            pass
+    if not keys.hasnans and len(keys) > 1:  # keys are typed strings here, so Arrow compares them as given
+        arr = pa.array(keys)
+        if pc.all(pc.less(arr.slice(0, len(arr) - 1), arr.slice(1))).as_py():
+            return True
     return pd.Index(keys.dropna() if keys.hasnans else keys).is_unique
 
 
@@ -282,12 +280,8 @@ def _foreign_key_problems(typed: dict[str, pd.DataFrame], name: str, col: Column
     """Problems of one foreign key, and each row's position in the referenced table (-1: none)."""
     ref_table, ref_col = (col.references or "").split(".")
     df = typed[name]
-    values, reference = df[col.name], typed[ref_table][ref_col]
-    if len(values) and len(reference):
-        found = pc.index_in(pa.array(values, type=pa.large_string()), value_set=pa.array(reference, pa.large_string()))
-        pos = found.fill_null(-1).to_numpy(zero_copy_only=False)  # int32
-    else:
-        pos = np.full(len(values), -1, dtype=np.int32)
+    values = df[col.name]
+    pos = positions(values, pd.Index(typed[ref_table][ref_col]))
     bad = pd.Series(pos < 0, index=df.index) & values.notna()
     if not bad.any():
         return [], pos

@@ -285,7 +285,7 @@ def score(
         bool,
         typer.Option(
             "--reasons/--no-reasons",
-            help="Reason codes for every row: exact TreeSHAP, about 20x the time of everything else together. "
+            help="Reason codes for every row: exact TreeSHAP, about ten times everything else together. "
             "Worklists always carry them for the rows they list.",
         ),
     ] = False,

@@ -272,3 +272,14 @@ def test_padded_ids_from_arrow_strings_are_trimmed():
         <= set(book.accounts["account_id"])
         == set(raw_tables()["accounts"]["account_id"])
     )
+
+
+def test_a_text_column_of_mixed_python_objects_is_read_as_text():
+    """A database driver may hand back ints and strings in one object column; they are ids as text."""
+    raw = raw_tables()
+    facility = raw["accounts"]["facility_id"].astype(object)
+    facility.iloc[0] = 17
+    raw["accounts"]["facility_id"] = facility
+    book = validate_tables(raw)
+    assert book.accounts.loc[0, "facility_id"] == "17"
+    assert book.accounts["facility_id"].dtype == pandas_dtype(TABLES["accounts"].column("facility_id"))
