@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-quick docs clean
+.PHONY: demo test lint format bench bench-quick docs eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ format: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m features.contract_doc > docs/data-contract.md
 	$(BIN)/python -m features.contract_doc generator > docs/synthetic-book.md
+
+eval: $(STAMP)
+	$(BIN)/payrank evaluate --scenario all --learners offset --out .payrank/eval/offset.json
+	$(BIN)/payrank evaluate --scenario all --out .payrank/eval/all.json
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.features

@@ -95,6 +95,7 @@ def book_dir(work_dir: Path, accounts: int) -> Path:
 
 def ensure_book(work_dir: Path, accounts: int, log: Callable[[str], None] = print) -> dict[str, Any]:
     """The cached Parquet book of about `accounts` accounts (generated in a child process once); its meta."""
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
     path = book_dir(work_dir, accounts)
     meta_file = path / "bench-book.json"
     if meta_file.exists():

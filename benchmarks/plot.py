@@ -152,10 +152,12 @@ def markdown_table(results_dir: Path = RESULTS_DIR) -> str:
                     str(e["repeats"]),
                     _med(e.get("train_s"), fmt="{:.0f}"),
                     _med(e.get("peak_rss_mib"), gib, "{:.2f}"),
-                    f"{r['snapshot_rows']:,} → {r['sampled_rows']:,}",
+                    f"{r['snapshot_rows']:,} ({r.get('snapshot_days', '?')} days)",
                     _med(e.get("snapshots_s"), fmt="{:.0f}"),
                     _med(e.get("payment_model_s"), fmt="{:.0f}"),
-                    _med(e.get("channel_and_evaluate_s"), fmt="{:.0f}"),
+                    _med(e.get("channel_candidates_s"), fmt="{:.0f}"),
+                    _med(e.get("channel_comparison_s"), fmt="{:.0f}"),
+                    _med(e.get("channel_refit_s"), fmt="{:.0f}"),
                     _med(e.get("evaluate_s"), fmt="{:.0f}"),
                 ]
             )
@@ -164,11 +166,13 @@ def markdown_table(results_dir: Path = RESULTS_DIR) -> str:
             "runs",
             "train_bundle s",
             "peak GiB",
-            "snapshot rows built → kept",
+            "snapshot rows kept",
             "snapshots s",
-            "payment model s",
-            "channel + evaluate s",
-            "of which evaluate s",
+            "payment models s",
+            "channel candidates s",
+            "comparing learners s",
+            "channel refit s",
+            "evaluate s",
         ]
         out.append(
             f"**Training** (`train_bundle`, num_threads={train['config']['num_threads']})\n\n" + _table(head, rows)

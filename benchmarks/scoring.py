@@ -225,6 +225,7 @@ def run(
         [*cli_base(), "score", "--help"], capture_output=True, text=True, env=child_env({"COLUMNS": "200"})
     ).stdout
     with_reasons = "--reasons" in help_text  # then also time `payrank score --reasons`
+    Path(work_dir).mkdir(parents=True, exist_ok=True)  # a fresh checkout has no .payrank/bench yet
     home = Path(tempfile.mkdtemp(prefix="mlflow-", dir=Path(work_dir).resolve()))
     env = {"PAYRANK_HOME": str(home)}
     try:

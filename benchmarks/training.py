@@ -33,16 +33,23 @@ from benchmarks.common import (
 )
 
 GOAL = {"accounts": 1_000_000, "max_train_s": 900.0}
-KEYS = ("load_s", "train_s", "peak_rss_mib", "vm_hwm_mib", "load_peak_rss_mib", "snapshot_rows", "sampled_rows")
-SPANS = ("evaluate_s", "evaluate_policy_value_s", "cpu_s")  # evaluate_*: inside channel_and_evaluate
-PHASES = ("snapshots", "amounts", "payment_model", "calibration", "share_model", "channel_and_evaluate")
+KEYS = ("load_s", "train_s", "peak_rss_mib", "vm_hwm_mib", "load_peak_rss_mib", "snapshot_rows")
+SPANS = ("cpu_s",)
+PHASE_OF = {  # train_bundle's progress steps → the phases reported
+    "snapshots": "snapshots",
+    "payment model": "payment_model",
+    "channel candidates": "channel_candidates",
+    "comparing channel learners": "channel_comparison",
+    "channel model": "channel_refit",
+    "holdout evaluation": "evaluate",
+}
+PHASES = tuple(dict.fromkeys(PHASE_OF.values()))
 
 
 def measure(book: str, as_of: str, num_threads: int) -> dict[str, Any]:
-    """Child side: load the book, then time train_bundle once, with its phases."""
+    """Child side: load the book, then time train_bundle once; its progress callback times each step."""
     from datetime import date
 
-    import features.labels as fl
     import training.train as tt
     from features.load import load_book
 
@@ -50,66 +57,35 @@ def measure(book: str, as_of: str, num_threads: int) -> dict[str, Any]:
     loaded = load_book(book)
     clock.lap("load_s")
     load_peak = ru_maxrss_mib()
-    built: list[int] = []
-    features_at = fl.features_at
-
-    def counted(prep: Any, ts: Any) -> Any:  # open accounts per snapshot day, before any sampling
-        frame, rows = features_at(prep, ts)
-        built.append(len(frame))
-        return frame, rows
-
-    fl.features_at = counted
-    spans: dict[str, float] = {}
-    evaluate, policy_value = tt.evaluate_holdout, tt.holdout_policy_value
-
-    def timed(name: str, fn: Any) -> Any:  # time a train_bundle step without touching training's code
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
-            out = fn(*args, **kwargs)
-            spans[name] = spans.get(name, 0.0) + time.perf_counter() - t
-            return out
-
-        return wrapper
-
-    tt.evaluate_holdout = timed("evaluate_s", evaluate)
-    tt.holdout_policy_value = timed("evaluate_policy_value_s", policy_value)
     marks: list[tuple[str, float]] = []
-    snapshot_done: list[float] = []
 
-    def progress(name: str, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if name == "snapshots":
-            if done == total:
-                snapshot_done.append(now)
-        else:
-            marks.append((name, now))
+    def progress(name: str, done: int, total: int) -> None:  # the timing hook: a step starts, or snapshots end
+        if (name != "snapshots" or done == total) and not (name == "holdout evaluation" and done == total):
+            marks.append((name, time.perf_counter()))
 
     cfg = tt.TrainConfig(as_of=date.fromisoformat(as_of), num_threads=num_threads)
     t0 = time.perf_counter()
     trained = tt.train_bundle(loaded, cfg, progress)
     t1 = time.perf_counter()
-    fl.features_at, tt.evaluate_holdout, tt.holdout_policy_value = features_at, evaluate, policy_value
-    points = [t0, *snapshot_done[:1], *(t for _, t in marks), t1]
-    phases = {f"{p}_s": b - a for p, a, b in zip(PHASES, points, points[1:], strict=False)}
+    phases = dict.fromkeys((f"{p}_s" for p in PHASES), 0.0)
+    steps = marks[1:]  # marks[0] is the end of the snapshots; each later step runs until the next one starts
+    for (name, a), b in zip(steps, [*(t for _, t in steps[1:]), t1], strict=True):
+        phases[PHASE_OF[name.split(" (")[0]] + "_s"] += b - a
+    phases["snapshots_s"] = marks[0][1] - t0
     rows = trained.scorer.meta["rows"]
     return {
         "load_s": clock.laps["load_s"],
         "train_s": t1 - t0,
         **phases,
-        **spans,
         "load_peak_rss_mib": load_peak,
-        "snapshot_rows": sum(built),
-        "snapshot_days": len(built),
-        "sampled_rows": rows["fit"] + rows["valid"] + rows["calib"] + len(trained.holdout),
-        "rows_fit": rows["fit"],
-        "rows_valid": rows["valid"],
-        "rows_calib": rows["calib"],
-        "rows_holdout": len(trained.holdout),
-        "payment_trees": trained.scorer._payment.num_trees(),
+        "snapshot_rows": rows["channel_final"],
+        "snapshot_days": len(trained.windows.days()),
+        "rows": rows,
         "holdout_auc": trained.metrics.get("holdout_auc"),
+        "channel_learner": trained.scorer.meta.get("channel_learner"),
         "book_accounts": len(loaded.accounts),
         "max_rows_per_day": cfg.max_rows_per_day,
-        "snapshot_step_days": cfg.snapshot_step_days,
+        "snapshot_step_days": tt.auto_step(len(loaded.accounts)),
     }
 
 
@@ -159,8 +135,8 @@ def run(
             runs.append(r)
             log(
                 f"training {accounts:>9,} accounts, run {i + 1}/{n}: train {r['train_s']:.1f} s "
-                f"(snapshots {r.get('snapshots_s', float('nan')):.1f} s, {r['sampled_rows']:,} of "
-                f"{r['snapshot_rows']:,} snapshot rows), peak {r['peak_rss_mib']:.0f} MiB"
+                f"(snapshots {r.get('snapshots_s', float('nan')):.1f} s, {r['snapshot_rows']:,} snapshot rows, "
+                f"learner {r['channel_learner']}), peak {r['peak_rss_mib']:.0f} MiB"
             )
         phase_keys = [f"{p}_s" for p in PHASES]
         entry = {

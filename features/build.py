@@ -19,6 +19,7 @@ from features.history_holds import hold_features
 from features.history_ledger import ledger_features, payment_features
 from features.history_outreach import outreach_features
 from features.history_prepared import PreparedBook, as_of_timestamp, day_number, prepare_book
+from features.history_promises import promise_features
 from features.schema import PAYER_CLASSES, SERVICE_LINES, Book
 from features.spec import FEATURE_COLUMNS
 
@@ -46,6 +47,7 @@ def features_at(prep: PreparedBook, as_of: pd.Timestamp) -> tuple[pd.DataFrame, 
         | outreach_features(prep, t)
         | guarantor_features(prep, as_of.year, exists, is_open, ledger)
         | hold_features(prep, t)
+        | promise_features(prep, t)
         | {"days_since_service": (t - prep.service_day).astype(np.float64)}
     )
     categorical = {  # the keys are CATEGORY_LEVELS' keys

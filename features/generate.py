@@ -44,9 +44,10 @@ Mechanics (all draws from `np.random.default_rng(seed)`; the same seed gives the
   paths are sampled with payments held off and ∏(1 - h_t) is averaged; expected_payment = E[first payment
   | one occurs] from the same paths; p_pay_14d_<action> = P(payment in (T, T+14]) if exactly that action
   is taken on T+1 (where the rules allow it, else it equals none) and no other contact, statements
-  included - closed-form survival products, calls averaged over their outcomes. The truth runs the very
-  code the simulation runs, from the state at T, with its own random stream (the book does not depend on
-  which truths are asked for).
+  included - closed-form survival products, calls averaged over their outcomes; policy_<action> = the
+  historic policy's probability of each action on T+1 (the logged policy a learned one must beat). The
+  truth runs the very code the simulation runs, from the state at T, with its own random stream (the book
+  does not depend on which truths are asked for).
 """
 
 from __future__ import annotations
@@ -63,7 +64,17 @@ import numpy as np
 import pandas as pd
 
 from features import generator_truth as gt
-from features.schema import HOLD_KINDS, OUTCOMES, PAYER_CLASSES, SERVICE_LINES, TABLES, Book, empty_frame
+from features.scenarios import Scenario, get_scenario
+from features.schema import (
+    HOLD_KINDS,
+    HOSPITAL_TABLES,
+    OUTCOMES,
+    PAYER_CLASSES,
+    SERVICE_LINES,
+    TABLES,
+    Book,
+    empty_frame,
+)
 from features.states import STATE_TZ
 
 PAYER_SHARE = {"commercial": 0.45, "medicare": 0.25, "medicaid": 0.15, "self_pay": 0.12, "other": 0.03}
@@ -104,6 +115,9 @@ FACILITY_SHARE = (0.35, 0.25, 0.15, 0.10, 0.10, 0.05)
 BASE_LOGIT = -4.25  # intercept of the daily payment logit
 TRUTH_PATHS = 24
 _TRUTH_STREAM = 7919  # mixes into the seed of the truth's own random stream
+SCENARIO_METADATA = "payrank.scenario"  # key of the scenario's JSON in the truth frame's attrs and Parquet metadata
+_SCENARIO_STREAM = 4049  # the scenario's own draws, so that every scenario shares the default's population
+EFFECTS = ("eff_rp", "eff_vm", "eff_sms", "eff_email", "eff_letter", "eff_portal")
 
 
 def generate_book(
@@ -112,9 +126,14 @@ def generate_book(
     end_date: str | date = "2026-09-30",
     days: int = 450,
     progress: Callable[[int, int], None] | None = None,
+    scenario: str | Scenario = "default",
 ) -> tuple[Book, pd.DataFrame]:
-    """Returns (book, truth). progress(done_days, total_days) is called once per simulated day if given."""
-    book, truths = generate_with_snapshots(n_guarantors, seed, end_date, days, progress=progress)
+    """Returns (book, truth). progress(done_days, total_days) is called once per simulated day if given.
+
+    `scenario` (a name in features.scenarios.SCENARIOS, or a Scenario) turns the mechanics' knobs; the same seed
+    draws the same population in every scenario.
+    """
+    book, truths = generate_with_snapshots(n_guarantors, seed, end_date, days, progress=progress, scenario=scenario)
     return book, truths[pd.Timestamp(end_date).normalize()]
 
 
@@ -125,10 +144,13 @@ def generate_with_snapshots(
     days: int = 450,
     snapshot_dates: Iterable[str | date] = (),
     progress: Callable[[int, int], None] | None = None,
+    scenario: str | Scenario = "default",
+    deciding_policy: Callable[[gt.Pool, int, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[Book, dict[pd.Timestamp, pd.DataFrame]]:
     """The book of `generate_book` plus the truth as of each snapshot date (and end_date), keyed by date.
 
     Earlier snapshots let one check the truth against what the book shows happened afterwards.
+    `deciding_policy` replaces the historic policy's action probabilities (features.generate_logged uses it).
     """
     if n_guarantors < 1 or days < 60:
         raise ValueError("need at least 1 guarantor and 60 days")
@@ -137,10 +159,18 @@ def generate_with_snapshots(
     snap_days = sorted({(pd.Timestamp(s).normalize() - start).days for s in snapshot_dates} | {days - 1})
     if snap_days[0] < 0 or snap_days[-1] >= days:
         raise ValueError(f"snapshot dates must lie inside the window {start.date()}..{end.date()}")
+    sc = get_scenario(scenario) if isinstance(scenario, str) else scenario
     rng = np.random.default_rng(seed)
     people = _draw_guarantors(n_guarantors, rng, end.year, days)
+    _apply_scenario_effects(people, sc, np.random.default_rng([seed, _SCENARIO_STREAM]))
     accounts = _draw_accounts(people, rng, days)
-    log = gt.Log(logged_from=int(round(days * (1 - gt.LOGGED_SHARE))))
+    log = gt.Log(logged_from=int(round(days * (1 - sc.logged_share))))
+    mech = gt.Mechanics(
+        threshold_cents=int(round(sc.threshold_policy_dollars * 100)),
+        drift_start=days - sc.drift_days if sc.drift_days > 0 else gt.NEVER,
+        drift_days=max(sc.drift_days, 1),
+        drift_factor=sc.drift_factor,
+    )
     raw_truths: dict[int, dict[str, np.ndarray]] = {}
     pool, ptr = None, 0
     for d in range(days):
@@ -151,9 +181,9 @@ def generate_with_snapshots(
             nxt = int(np.searchsorted(accounts["svc_day"], d + 7))
             fresh = _pool_rows(people, accounts, slice(ptr, nxt))
             pool, ptr = (fresh if pool is None else gt.Pool.concat(pool, fresh)), nxt
-        gt.simulate_day(pool, d, rng, log)
+        gt.simulate_day(pool, d, rng, log, mech, deciding_policy)
         if d in snap_days:
-            raw_truths[d] = gt.truth_at(pool, d, np.random.default_rng([seed, _TRUTH_STREAM, d]), TRUTH_PATHS)
+            raw_truths[d] = gt.truth_at(pool, d, np.random.default_rng([seed, _TRUTH_STREAM, d]), TRUTH_PATHS, mech)
         if progress is not None:
             progress(d + 1, days)
     book = _assemble(people, accounts, log, rng, start, days)
@@ -161,6 +191,8 @@ def generate_with_snapshots(
         start + pd.Timedelta(days=d): _truth_frame(t, people, accounts, start + pd.Timedelta(days=d))
         for d, t in raw_truths.items()
     }
+    for frame in truths.values():
+        frame.attrs[SCENARIO_METADATA] = sc.metadata()
     return book, truths
 
 
@@ -240,6 +272,21 @@ def _draw_guarantors(n: int, rng: np.random.Generator, end_year: int, days: int)
         "dc_day": _event_day(rng.random(n) < 0.002 + 0.012 * (age >= 75), rng, days),
         "cc_day": _event_day(rng.random(n) < 0.012, rng, days),
     }
+
+
+def _apply_scenario_effects(people: dict[str, np.ndarray], sc: Scenario, rng: np.random.Generator) -> None:
+    """Turn the contact effects as the scenario says (in place): persuadable minorities, or no effect at all."""
+    if sc.persuadable_share > 0:
+        age, english = people["age"], people["lang"] == 0
+        # a fifth on average, likelier among English speakers and older guarantors, so partly visible in the book
+        z = np.log(sc.persuadable_share / (1 - sc.persuadable_share)) + 0.04 * (age - 50) + 0.8 * (english - 0.8)
+        persuadable = rng.random(len(age)) < gt.sigmoid(z)
+        strong = sc.persuadable_effect * rng.lognormal(0, 0.25, len(age))
+        people["eff_rp"] = np.where(persuadable, strong, 0.1 * people["eff_rp"])
+        people["eff_vm"] = 0.15 * people["eff_rp"]
+    if sc.effect_scale != 1.0:
+        for k in EFFECTS:
+            people[k] = people[k] * sc.effect_scale
 
 
 def _event_day(happens: np.ndarray, rng: np.random.Generator, days: int) -> np.ndarray:
@@ -441,7 +488,7 @@ def _assemble(
     if not len(holds):
         holds = empty_frame("holds")
     frames = (guarantors, account_frame, transactions, contacts, holds)
-    return Book(*(_strings_as_objects(df, name) for df, name in zip(frames, TABLES, strict=True)))
+    return Book(*(_strings_as_objects(df, name) for df, name in zip(frames, HOSPITAL_TABLES, strict=True)))
 
 
 def _strings_as_objects(df: pd.DataFrame, table: str) -> pd.DataFrame:
@@ -544,6 +591,8 @@ def _truth_frame(
     )
     for action in ("none", "call", "sms", "email", "letter", "portal"):
         frame[f"p_pay_14d_{action}"] = t[f"p_pay_14d_{action}"][order]
+    for action in ("none", "call", "sms", "email", "letter", "portal"):
+        frame[f"policy_{action}"] = t[f"policy_{action}"][order]
     frame["expected_payment"] = np.round(t["expected_payment"][order] / 100.0, 2)
     frame["ability"] = people["ability"][g]
     frame["willingness"] = people["willingness"][g]
@@ -592,8 +641,9 @@ def _chunks(df: pd.DataFrame) -> Iterable[pd.DataFrame]:
         yield df.iloc[lo : lo + WRITE_CHUNK]
 
 
-def _write_parquet(df: pd.DataFrame, path: Path, kinds: dict[str, str]) -> None:
-    """Typed Parquet: dates as date32, timestamps as timestamp[s], enums as plain strings."""
+def _write_parquet(df: pd.DataFrame, path: Path, kinds: dict[str, str], metadata: dict[str, str] | None = None) -> None:
+    """Typed Parquet: dates as date32, timestamps as timestamp[s], enums as plain strings; `metadata` goes into
+    the file's key-value metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -613,7 +663,10 @@ def _write_parquet(df: pd.DataFrame, path: Path, kinds: dict[str, str]) -> None:
             arr = pa.Array.from_pandas(col)
         arrays.append(arr)
         names.append(str(name))
-    pq.write_table(pa.Table.from_arrays(arrays, names=names), path)
+    table = pa.Table.from_arrays(arrays, names=names)
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    pq.write_table(table, path)
 
 
 def _write_csv(df: pd.DataFrame, path: Path, kinds: dict[str, str]) -> None:
@@ -664,7 +717,8 @@ def write_book(
     book: Book, out: Path, fmt: Literal["csv", "parquet", "sqlite"], truth: pd.DataFrame | None = None
 ) -> Path:
     """csv/parquet: one file per table named <table>.csv|.parquet in `out`; sqlite: `out/book.db` with one table
-    per contract table (via SQLAlchemy + pandas.to_sql). truth → out/truth.parquet. Dates written ISO
+    per contract table (via SQLAlchemy + pandas.to_sql). truth → out/truth.parquet (with the scenario's JSON under
+    the metadata key SCENARIO_METADATA). Dates written ISO
     `YYYY-MM-DD`, timestamps ISO `YYYY-MM-DDTHH:MM:SS`, booleans true/false, money rounded to cents. Write to a
     temp dir/file then rename so a failure never leaves half a book.
 
@@ -686,7 +740,9 @@ def write_book(
                 target = tmp / BOOK_FILES[fmt].format(name)
                 (_write_csv if fmt == "csv" else _write_parquet)(df, target, _kinds(name))
         if truth is not None:
-            _write_parquet(truth.assign(balance=truth["balance"].round(2)), tmp / "truth.parquet", TRUTH_KINDS)
+            meta = {SCENARIO_METADATA: truth.attrs[SCENARIO_METADATA]} if SCENARIO_METADATA in truth.attrs else None
+            rounded = truth.assign(balance=truth["balance"].round(2))
+            _write_parquet(rounded, tmp / "truth.parquet", TRUTH_KINDS, meta)
         written = sorted(p.name for p in tmp.iterdir())
         out.mkdir(exist_ok=True)
         stale = {pattern.format(t) for pattern in BOOK_FILES.values() for t in TABLES} | {
@@ -700,3 +756,14 @@ def write_book(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / "book.db" if fmt == "sqlite" else out
+
+
+def read_truth(path: Path) -> tuple[pd.DataFrame, dict[str, object]]:
+    """A truth.parquet and the scenario it was generated under ({} when the file does not say)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(SCENARIO_METADATA.encode())
+    return table.to_pandas(), (json.loads(raw) if raw else {})

@@ -10,6 +10,7 @@ All amounts are integer cents; days are integer indices into the simulated windo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -25,7 +26,7 @@ CALL_GAP = 7  # no call within this many days after a right-party call
 PLAN_EVERY = 30
 PLAN_MAX_MISSES = 2  # consecutive missed instalments that cancel a plan
 DECAY = 0.8  # daily decay of a contact's lift (logit units)
-LOGGED_SHARE = 0.4  # the last 40% of the window logs the policy's propensity
+LOGGED_SHARE = 0.4  # default: the last 40% of the window logs the policy's propensity (see features.scenarios)
 
 CH = {a: i for i, a in enumerate(ACTIONS)}  # none=0, call, sms, email, letter, portal
 OUT = {o: i for i, o in enumerate(OUTCOMES)}
@@ -113,6 +114,27 @@ class Pool:
     @staticmethod
     def concat(a: Pool, b: Pool) -> Pool:
         return Pool(**{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)]) for f in fields(a)})
+
+
+@dataclass(frozen=True)
+class Mechanics:
+    """Day-level rules a scenario changes (see features.scenarios): how the historic policy calls, and drift."""
+
+    threshold_cents: int = 0  # > 0: calls go to balances at or above this, nearly deterministically
+    drift_start: int = NEVER  # first day of the hazard's linear decline
+    drift_days: int = 1
+    drift_factor: float = 1.0  # the hazard's multiple from drift_start + drift_days on
+
+    def hazard_scale(self, d: int) -> float:
+        """The multiple of the payment hazard on day d."""
+        if d < self.drift_start:
+            return 1.0
+        done = min(1.0, (d - self.drift_start + 1) / self.drift_days)
+        return 1.0 - (1.0 - self.drift_factor) * done
+
+
+DEFAULT_MECHANICS = Mechanics()
+THRESHOLD_CALL_LOGIT = (-0.85, -5.75)  # above / below the threshold: ~28% and ~0.3% of contactable days
 
 
 class Log:
@@ -230,9 +252,10 @@ def allowed_actions(p: Pool, d: int, rows: np.ndarray) -> np.ndarray:
     return ok
 
 
-def policy_probs(p: Pool, d: int, rows: np.ndarray) -> np.ndarray:
+def policy_probs(p: Pool, d: int, rows: np.ndarray, mech: Mechanics = DEFAULT_MECHANICS) -> np.ndarray:
     """(6, len(rows)) action probabilities of the historic policy for contactable `rows`: a softmax (none has
-    logit 0) over what the book shows; confounded - large and old balances and older guarantors get calls."""
+    logit 0) over what the book shows; confounded - large and old balances and older guarantors get calls.
+    Under a threshold policy the call logit is set by the balance alone (nearly deterministic)."""
     debt_age = (d - p.adj_day[rows] - BILL_LAG).astype(np.float64)
     log_bal = np.log(np.maximum(p.bal[rows], 1) / 30000.0)
     age = p.obs_age[rows]
@@ -240,6 +263,9 @@ def policy_probs(p: Pool, d: int, rows: np.ndarray) -> np.ndarray:
     on_plan = (p.plan_inst[rows] > 0).astype(np.float64)
     z = np.zeros((len(ACTIONS), len(rows)))
     z[CH["call"]] = -3.8 + 0.7 * log_bal + 0.006 * debt_age + 0.4 * senior - 1.5 * on_plan
+    if mech.threshold_cents > 0:
+        above = p.bal[rows] >= mech.threshold_cents
+        z[CH["call"]] = np.where(above, THRESHOLD_CALL_LOGIT[0], THRESHOLD_CALL_LOGIT[1])
     z[CH["sms"]] = -3.0 - 0.015 * (age - 45.0) - 1.0 * on_plan
     z[CH["email"]] = -3.2 - 1.0 * on_plan
     z[CH["letter"]] = -4.6 + 0.5 * senior + 0.002 * debt_age
@@ -301,7 +327,7 @@ def _contact(
         log.contact(p.acc[rows], d, channel, outcome, prop)
 
 
-def hazard(p: Pool, d: int) -> np.ndarray:
+def hazard(p: Pool, d: int, mech: Mechanics = DEFAULT_MECHANICS) -> np.ndarray:
     """Daily probability of a patient payment on day d (the one hazard used by simulation and truth)."""
     pays = is_open(p, d) & (d > p.payblock_until)
     debt_age = (d - p.adj_day - BILL_LAG).astype(np.float64)
@@ -317,7 +343,7 @@ def hazard(p: Pool, d: int) -> np.ndarray:
     )
     h = np.where(pays & (p.plan_inst == 0), sigmoid(z), 0.0)
     due = pays & (p.plan_inst > 0) & (p.plan_next == d)
-    return np.where(due, 1.0 - p.p_miss, h)
+    return np.where(due, 1.0 - p.p_miss, h) * mech.hazard_scale(d)
 
 
 def step(
@@ -328,11 +354,14 @@ def step(
     *,
     policy: bool = True,
     forced: tuple[str, str] | None = None,
+    mech: Mechanics = DEFAULT_MECHANICS,
+    deciding: Callable[[Pool, int, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Advance the pool to day d and return the day's payment hazard.
 
     policy=True: statements every 30 days after billing and the historic policy (needs rng).
     forced=(channel, outcome): instead, that contact happens today wherever the rules allow it.
+    deciding: replaces the historic policy's action probabilities (same signature as `policy_probs`).
     """
     p.lift *= DECAY
     apply_events(p, d, log)
@@ -345,7 +374,7 @@ def step(
             _contact(p, d, rows, ch, draw_outcomes(p, rows, ch, rng), np.ones(len(rows)), log)
         rows = np.flatnonzero(can & ~stmt)
         if len(rows):
-            probs = policy_probs(p, d, rows)
+            probs = deciding(p, d, rows) if deciding is not None else policy_probs(p, d, rows, mech)
             u = rng.random(len(rows))
             act, cum = np.zeros(len(rows), np.int64), np.zeros(len(rows))
             for k in range(len(ACTIONS) - 1):  # inverse CDF: count the cumulative bounds u passes
@@ -363,7 +392,7 @@ def step(
         rows = rows[allowed_actions(p, d, rows)[ch]]
         n = len(rows)
         _contact(p, d, rows, np.full(n, ch, np.int8), np.full(n, OUT[forced[1]], np.int8), np.ones(n), None)
-    return hazard(p, d)
+    return hazard(p, d, mech)
 
 
 def new_instalment(bal: np.ndarray) -> np.ndarray:
@@ -448,9 +477,16 @@ def _pay(p: Pool, rows: np.ndarray, cents: np.ndarray, d: int, log: Log | None) 
         log.post(p.acc[rows], d, "patient_payment", -cents)
 
 
-def simulate_day(p: Pool, d: int, rng: np.random.Generator, log: Log) -> None:
-    """One day of the book: step, then draw payments from the hazard."""
-    h = step(p, d, rng, log)
+def simulate_day(
+    p: Pool,
+    d: int,
+    rng: np.random.Generator,
+    log: Log,
+    mech: Mechanics = DEFAULT_MECHANICS,
+    deciding: Callable[[Pool, int, np.ndarray], np.ndarray] | None = None,
+) -> None:
+    """One day of the book: step (with another deciding policy if given), then draw payments from the hazard."""
+    h = step(p, d, rng, log, mech=mech, deciding=deciding)
     apply_payments(p, d, rng.random(len(p)) < h, rng, log)
 
 
@@ -460,7 +496,7 @@ def open_at(p: Pool, t: int) -> np.ndarray:
     return (p.svc_day <= t) & (p.bal >= MIN_OPEN_CENTS) & (p.self_pay | (p.adj_day <= t))
 
 
-SCENARIOS: tuple[tuple[str, str], ...] = (
+FORCED_CONTACTS: tuple[tuple[str, str], ...] = (
     ("call", "right_party"),
     ("call", "voicemail"),
     ("sms", "delivered"),
@@ -470,19 +506,21 @@ SCENARIOS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _survival_forced(p: Pool, t: int, horizon: int, forced: tuple[str, str] | None) -> np.ndarray:
+def _survival_forced(
+    p: Pool, t: int, horizon: int, forced: tuple[str, str] | None, mech: Mechanics = DEFAULT_MECHANICS
+) -> np.ndarray:
     """P(no payment in (t, t+horizon]) when only `forced` happens on t+1 (closed form, no sampling)."""
     q = p.take(np.arange(len(p)))
     surv = np.ones(len(q))
     for k in range(1, horizon + 1):
-        h = step(q, t + k, None, None, policy=False, forced=forced if k == 1 else None)
+        h = step(q, t + k, None, None, policy=False, forced=forced if k == 1 else None, mech=mech)
         surv *= 1 - h
         apply_payments(q, t + k, np.zeros(len(q), bool), None, None)
     return surv
 
 
 def _rollout_policy(
-    p: Pool, t: int, horizon: int, n_paths: int, rng: np.random.Generator
+    p: Pool, t: int, horizon: int, n_paths: int, rng: np.random.Generator, mech: Mechanics = DEFAULT_MECHANICS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rao-Blackwellised P(payment in (t, t+horizon]) and E[first payment | one] under the historic policy:
     contact paths are sampled with payments held off, and ∏(1-h) is averaged over the paths."""
@@ -495,7 +533,7 @@ def _rollout_policy(
         q = p.take(np.tile(np.arange(n), k))
         surv, amt = np.ones(len(q)), np.zeros(len(q))
         for j in range(1, horizon + 1):
-            h = step(q, t + j, rng, None)
+            h = step(q, t + j, rng, None, mech=mech)
             amt += surv * h * expected_amount(q, t + j)
             surv *= 1 - h
             apply_payments(q, t + j, np.zeros(len(q), bool), None, None)
@@ -507,19 +545,23 @@ def _rollout_policy(
     return p_pay, expected
 
 
-def truth_at(p: Pool, t: int, rng: np.random.Generator, n_paths: int = 24) -> dict[str, np.ndarray]:
+def truth_at(
+    p: Pool, t: int, rng: np.random.Generator, n_paths: int = 24, mech: Mechanics = DEFAULT_MECHANICS
+) -> dict[str, np.ndarray]:
     """The true payment probabilities of the accounts open at the end of day t (see module docstring).
 
-    Columns: acc, balance (cents), p_pay_30d, expected_payment (cents), p_pay_14d_<action> for every action.
+    Columns: acc, balance (cents), p_pay_30d, expected_payment (cents), p_pay_14d_<action> for every action, and
+    policy_<action>: the historic policy's probability of each action on t + 1 (a statement day's letter is
+    certain; an account it cannot contact gets "none"), so the logged policy's true value can be computed.
     """
     q = p.take(open_at(p, t))
     out: dict[str, np.ndarray] = {"acc": q.acc, "balance": q.bal.copy()}
-    out["p_pay_30d"], out["expected_payment"] = _rollout_policy(q, t, 30, n_paths, rng)
-    s_none = _survival_forced(q, t, 14, None)
-    s = {sc: _survival_forced(q, t, 14, sc) for sc in SCENARIOS}
+    out["p_pay_30d"], out["expected_payment"] = _rollout_policy(q, t, 30, n_paths, rng, mech)
+    s_none = _survival_forced(q, t, 14, None, mech)
+    s = {sc: _survival_forced(q, t, 14, sc, mech) for sc in FORCED_CONTACTS}
     p_vm = (1 - q.reach) * (1 - P_WRONG_NUMBER) * P_VOICEMAIL
     # outcome-weighted survival, written as none + Σ P(outcome)·(S_outcome - S_none): exact where no effect
-    gain = {sc: s[sc] - s_none for sc in SCENARIOS}
+    gain = {sc: s[sc] - s_none for sc in FORCED_CONTACTS}
     s_call = s_none + q.reach * gain[("call", "right_party")] + p_vm * gain[("call", "voicemail")]
     s_sms = s_none + (1 - P_SMS_FAIL) * gain[("sms", "delivered")]
     s_email = s_none + (1 - P_EMAIL_FAIL) * gain[("email", "delivered")]
@@ -533,4 +575,23 @@ def truth_at(p: Pool, t: int, rng: np.random.Generator, n_paths: int = 24) -> di
         ("portal", s[("portal", "sent")]),
     ):
         out[f"p_pay_14d_{name}"] = np.clip(1 - surv, 0.0, 1.0)
+    out |= {f"policy_{a}": v for a, v in zip(ACTIONS, historic_policy_next_day(q, t, mech), strict=True)}
+    return out
+
+
+def historic_policy_next_day(p: Pool, t: int, mech: Mechanics = DEFAULT_MECHANICS) -> np.ndarray:
+    """(ACTIONS, n) probabilities of the historic policy's action on day t + 1, from the state at the end of t."""
+    q = p.take(np.arange(len(p)))
+    q.lift *= DECAY
+    apply_events(q, t + 1, None)
+    d = t + 1
+    can = contactable(q, d)
+    stmt = can & ((d - q.adj_day - BILL_LAG) % STATEMENT_EVERY == 0)
+    out = np.zeros((len(ACTIONS), len(q)))
+    out[CH["none"]] = 1.0
+    out[:, stmt] = 0.0
+    out[CH["letter"], stmt] = 1.0
+    rows = np.flatnonzero(can & ~stmt)
+    if len(rows):
+        out[:, rows] = policy_probs(q, d, rows, mech)
     return out

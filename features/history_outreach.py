@@ -14,7 +14,8 @@ FAILED_DELIVERY = [OUTCOMES.index("failed"), OUTCOMES.index("returned")]
 
 
 def outreach_features(prep: PreparedBook, t: int) -> dict[str, np.ndarray]:
-    """Per-channel counts over the trailing windows and recency, right-party and failed-delivery history.
+    """Per-channel counts over the trailing windows and recency, right-party and failed-delivery history, and the
+    guarantor's calls and right-party rate over the last year (on all of their accounts).
 
     "Days ago" of a contact is t minus its UTC day, so a window of N days holds the contacts N-1 days ago
     or later.
@@ -42,5 +43,13 @@ def outreach_features(prep: PreparedBook, t: int) -> dict[str, np.ndarray]:
         "n_failed_deliveries": group_count(acc, n, np.isin(outcome, FAILED_DELIVERY)),
         "n_wrong_number_calls": group_count(acc, n, (channel == CALL) & (outcome == WRONG_NUMBER)),
         "days_since_first_statement": group_max(acc[letter], ago[letter], n),
+        "n_calls_ever": group_count(acc, n, channel == CALL),
     }
+    # reachability is the person's, not the account's: the guarantor's calls on all their accounts in a year
+    g = prep.guarantor_code
+    year = ago < 365
+    calls = np.bincount(g[acc[(channel == CALL) & year]], minlength=prep.n_guarantors)[g].astype(np.float64)
+    reached = np.bincount(g[acc[right_party & year]], minlength=prep.n_guarantors)[g].astype(np.float64)
+    out["guarantor_calls_365d"] = calls
+    out["guarantor_right_party_rate_365d"] = np.where(calls > 0, reached / np.maximum(calls, 1.0), np.nan)
     return out

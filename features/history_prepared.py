@@ -8,7 +8,7 @@ T is an int and "dated on or before T" is `day <= T`. Group aggregates are `np.b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.schema import (
+    ACTIONS,
     CHANNELS,
     HOLD_KINDS,
     OUTCOMES,
@@ -137,6 +138,18 @@ class PreparedBook:
     hold_start: np.ndarray
     hold_end: np.ndarray  # NO_END_DAY when open-ended
     last_observed_day: int | None  # latest posted_date / contacted_at day in the book
+    # promises (optional table): one entry per promise of a known account
+    pr_account: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pr_made: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # day made (UTC)
+    pr_first_due: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pr_amount: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pr_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # instalments
+    pr_frame: pd.DataFrame = field(default_factory=pd.DataFrame)  # the promises' rows (ids, kinds)
+    # decisions (optional table): the deciding policy's logged action and propensity per account and day
+    dc_account: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dc_day: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dc_action: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))  # codes in ACTIONS
+    dc_propensity: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_accounts(self) -> int:
@@ -231,6 +244,8 @@ def prepare_book(book: Book) -> PreparedBook:
 
     ct_day = days(ct["contacted_at"])
     observed = np.concatenate([tx_day, ct_day])
+    promises, pr_account = known("promises")
+    decisions, dc_account = known("decisions")
     return PreparedBook(
         account_ids=account_ids,
         guarantor_ids=accounts["guarantor_id"].reset_index(drop=True),
@@ -259,4 +274,14 @@ def prepare_book(book: Book) -> PreparedBook:
         hold_start=days(holds["start_date"]),
         hold_end=days(holds["end_date"]),
         last_observed_day=int(observed.max()) if len(observed) else None,
+        pr_account=pr_account,
+        pr_made=days(promises["made_at"]),
+        pr_first_due=days(promises["first_due_date"]),
+        pr_amount=promises["amount"].to_numpy(dtype=np.float64),
+        pr_count=promises["instalments"].to_numpy(dtype=np.int64, na_value=1),
+        pr_frame=promises.reset_index(drop=True),
+        dc_account=dc_account,
+        dc_day=days(decisions["decided_for"]),
+        dc_action=category_codes(decisions["action"], ACTIONS),
+        dc_propensity=decisions["propensity"].to_numpy(dtype=np.float64, na_value=np.nan),
     )

@@ -14,7 +14,7 @@ import pandas as pd
 
 from features.build import features_at
 from features.history_prepared import PreparedBook, as_of_timestamp, day_number, prepare_book
-from features.schema import ACTIONS, CHANNELS, Book
+from features.schema import ACTIONS, CHANNELS, OUTCOMES, Book
 
 AsOf = str | date | pd.Timestamp
 CHANNEL_TO_ACTION = np.array([ACTIONS.index(ch) for ch in CHANNELS])
@@ -28,20 +28,37 @@ def payment_labels_at(prep: PreparedBook, t: int, horizon_days: int, rows: np.nd
     return paid[rows].astype(np.int64)  # row -1 picks the appended False
 
 
-def next_day_actions_at(prep: PreparedBook, t: int, rows: np.ndarray) -> tuple[pd.Categorical, np.ndarray]:
-    """Action and propensity of the first contact on day t + 1 of the accounts at `rows` ("none"/NaN if none).
+def next_day_actions_at(
+    prep: PreparedBook, t: int, rows: np.ndarray
+) -> tuple[pd.Categorical, np.ndarray, pd.Categorical]:
+    """Action, propensity and outcome of the first contact on day t + 1 of the accounts at `rows`
+    ("none"/NaN/NaN if none).
 
-    "First" is by contacted_at, ties broken by contact_id, so the result does not depend on row order.
+    "First" is by contacted_at, ties broken by contact_id, so the result does not depend on row order. A logged
+    decision (the optional decisions table) for t + 1 gives the propensity of the action when it was the one taken,
+    "none" included.
     """
     sel = np.flatnonzero(prep.ct_day == t + 1)
     day = pd.DataFrame({"acc": prep.ct_account[sel], "at": prep.ct_time[sel], "id": prep.contact_ids(sel), "row": sel})
     first = day.sort_values(["acc", "at", "id"]).drop_duplicates("acc")
     action = np.full(prep.n_accounts + 1, NO_ACTION)  # the extra last slot serves rows == -1
     propensity = np.full(prep.n_accounts + 1, np.nan)
+    outcome = np.full(prep.n_accounts + 1, -1, dtype=np.int64)
     acc, row = first["acc"].to_numpy(), first["row"].to_numpy()
     action[acc] = CHANNEL_TO_ACTION[prep.ct_channel[row]]
     propensity[acc] = prep.ct_propensity[row]
-    return pd.Categorical.from_codes(action[rows], categories=list(ACTIONS)), propensity[rows]
+    outcome[acc] = prep.ct_outcome[row]
+    # a logged decision for t + 1 supplies the propensity where the action taken is the one decided and the
+    # contact carries none; it is the only source for "none" (a book logs no contact for doing nothing)
+    dec = np.flatnonzero(prep.dc_day == t + 1)
+    d_acc = prep.dc_account[dec]
+    same = (prep.dc_action[dec] == action[d_acc]) & np.isnan(propensity[d_acc])
+    propensity[d_acc[same]] = prep.dc_propensity[dec[same]]
+    return (
+        pd.Categorical.from_codes(action[rows], categories=list(ACTIONS)),
+        propensity[rows],
+        pd.Categorical.from_codes(outcome[rows], categories=list(OUTCOMES)),
+    )
 
 
 def payment_labels(book: Book, as_of: AsOf, horizon_days: int, account_ids: pd.Series) -> np.ndarray:
@@ -55,11 +72,12 @@ def payment_labels(book: Book, as_of: AsOf, horizon_days: int, account_ids: pd.S
 def next_day_actions(book: Book, as_of: AsOf, account_ids: pd.Series) -> pd.DataFrame:
     """Per account in `account_ids`: the action taken on T + 1 and its logged propensity.
 
-    Columns account_id, action_next (Categorical over schema.ACTIONS; "none" without a contact that day)
-    and action_propensity (NaN when there is no contact or it was logged without one). Days are UTC days.
+    Columns account_id, action_next (Categorical over schema.ACTIONS; "none" without a contact that day),
+    action_propensity (NaN when there is no contact or it was logged without one) and outcome_next (Categorical
+    over schema.OUTCOMES; NaN without a contact). Days are UTC days.
     """
     prep = prepare_book(book)
-    action, propensity = next_day_actions_at(
+    action, propensity, outcome = next_day_actions_at(
         prep, day_number(as_of_timestamp(as_of)), prep.account_positions(account_ids)
     )
     return pd.DataFrame(
@@ -67,6 +85,7 @@ def next_day_actions(book: Book, as_of: AsOf, account_ids: pd.Series) -> pd.Data
             "account_id": pd.Series(account_ids).reset_index(drop=True),
             "action_next": action,
             "action_propensity": propensity,
+            "outcome_next": outcome,
         }
     )
 
@@ -79,7 +98,7 @@ def build_snapshots(
     max_rows_per_day: int | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Features at each as-of day with its labels: paid_{h}d per horizon, action_next and action_propensity.
+    """Features at each as-of day with its labels: paid_{h}d per horizon, action_next, action_propensity, outcome_next.
 
     With `max_rows_per_day`, each day keeps a uniform sample of at most that many accounts (seeded by `seed` and
     the day, so the sample does not depend on the other days asked for), taken before the days are joined: at
@@ -109,7 +128,7 @@ def build_snapshots(
         t = day_number(ts)
         for h in horizons:
             frame[f"paid_{h}d"] = payment_labels_at(prep, t, h, rows)
-        frame["action_next"], frame["action_propensity"] = next_day_actions_at(prep, t, rows)
+        frame["action_next"], frame["action_propensity"], frame["outcome_next"] = next_day_actions_at(prep, t, rows)
         if max_rows_per_day is not None and len(frame) > max_rows_per_day:
             keep = np.random.default_rng([seed, t]).choice(len(frame), max_rows_per_day, replace=False)
             frame = frame.iloc[np.sort(keep)].reset_index(drop=True)

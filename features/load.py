@@ -70,9 +70,30 @@ def _read_file_table(folder: Path, name: str) -> pd.DataFrame | None:
     return None
 
 
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite URL's database file when it does not exist (connecting would create it empty)."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None  # reported by the connection attempt
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database.startswith("file:"):  # sqlite URI filenames: file:path?mode=...
+        database = database.removeprefix("file:").split("?", 1)[0]
+    if database in {"", ":memory:"}:
+        return database or ":memory:"
+    return None if Path(database).is_file() else database
+
+
 def _read_sql(url: str) -> dict[str, pd.DataFrame | None]:
     import sqlalchemy as sa
 
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        raise BookError([Problem("book", "-", f"no SQLite database file at {missing!r} (it is never created)")])
     try:
         engine = sa.create_engine(url)
         with engine.connect() as conn:

@@ -7,6 +7,7 @@ nothing else in the project names a column of the contract by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal
 
 import numpy as np
@@ -28,6 +29,9 @@ OUTCOMES_BY_CHANNEL: dict[str, tuple[str, ...]] = {
 }
 OUTCOMES = tuple(dict.fromkeys(o for outs in OUTCOMES_BY_CHANNEL.values() for o in outs))
 HOLD_KINDS = ("dispute", "bankruptcy", "cease_contact", "financial_assistance", "deceased")
+PROMISE_KINDS = ("promise_to_pay", "payment_plan")
+PLAN_INTERVAL_DAYS = 30
+"""A payment plan's instalments fall due every this many days from its first due date."""
 US_STATES = (
     "AL",
     "AK",
@@ -83,6 +87,16 @@ US_STATES = (
     "PR",
 )
 
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2200, 12, 31)
+"""Every date and timestamp of a book, and every as-of day, lies within these days (inclusive).
+
+Far outside them a value is a typo or a sentinel (`9999-12-31`, `0001-01-01`), and pandas' nanosecond timestamps
+cannot even hold it."""
+MAX_AMOUNT = 1_000_000_000
+"""Dollars: no single transaction moves a balance by more (a larger one is a unit or sentinel error)."""
+THIS_YEAR = "this year"
+"""An upper bound that is the current calendar year (UTC) when the book is checked."""
+
 # Signed effect on the balance that each transaction kind may have: +1 raises, -1 lowers, 0 either.
 AMOUNT_SIGN = {"charge": 1, "refund": 1, "insurance_payment": -1, "patient_payment": -1, "adjustment": 0}
 
@@ -98,6 +112,7 @@ class Column:
     key: bool = False
     references: str | None = None  # "table.column"
     note: str = ""
+    bounds: tuple[float, float | str] | None = None  # inclusive; numbers only; THIS_YEAR: the current year
 
 
 @dataclass(frozen=True)
@@ -130,7 +145,7 @@ TABLES: dict[str, Table] = {
             "the person responsible for the bill",
             (
                 Column("guarantor_id", "string", key=True, note="key"),
-                Column("birth_year", "int", nullable=True),
+                Column("birth_year", "int", nullable=True, bounds=(1900, THIS_YEAR)),
                 Column(
                     "state",
                     "enum",
@@ -177,6 +192,7 @@ TABLES: dict[str, Table] = {
                     "money",
                     note="signed effect on the balance: charge and refund > 0; insurance_payment and "
                     "patient_payment < 0; adjustment either sign",
+                    bounds=(-MAX_AMOUNT, MAX_AMOUNT),
                 ),
             ),
             checks=("amount's sign agrees with kind",),
@@ -218,10 +234,59 @@ TABLES: dict[str, Table] = {
             optional=True,
             checks=("end_date on or after start_date",),
         ),
+        Table(
+            "promises",
+            "promises to pay and payment plans made on a right-party call (optional table; payrank's workspace "
+            "records them, `payrank export` writes them)",
+            (
+                Column("promise_id", "string", key=True, note="key"),
+                Column("account_id", "string", references="accounts.account_id"),
+                Column("made_at", "timestamp", note="when the guarantor made it; naive timestamps mean UTC"),
+                Column("kind", "enum", values=PROMISE_KINDS),
+                Column("amount", "money", note="dollars promised, or each instalment of a plan; > 0"),
+                Column("first_due_date", "date", note="the promised day, or a plan's first instalment"),
+                Column(
+                    "instalments",
+                    "int",
+                    note=f"1 for a promise to pay; a plan's number of instalments, due every {PLAN_INTERVAL_DAYS} days",
+                ),
+            ),
+            optional=True,
+            checks=(
+                "amount > 0",
+                "instalments between 1 and 120 (1 for a promise to pay)",
+                "first_due_date on or after the day made_at falls on",
+            ),
+        ),
+        Table(
+            "decisions",
+            "the action payrank's deciding policy chose for each open account on a worked day, with the probability "
+            "it gave that action (optional table; payrank's workspace logs them, `payrank export` writes them)",
+            (
+                Column("decision_id", "string", key=True, note="key"),
+                Column("account_id", "string", references="accounts.account_id"),
+                Column("decided_for", "date", note="the day D the action is for"),
+                Column("action", "enum", values=ACTIONS, note="`none` is a decision too"),
+                Column(
+                    "propensity",
+                    "float",
+                    note="probability with which the deciding policy (exploration included) chose this action; "
+                    "in (0, 1]",
+                ),
+                Column("explored", "bool", note="true when the action differs from the policy's greedy choice"),
+                Column("policy_version", "string", nullable=True, note="model, contact policy and exploration used"),
+            ),
+            optional=True,
+            checks=("propensity in (0, 1]", "one decision per account and day"),
+        ),
     )
 }
 
 TABLE_ORDER = tuple(TABLES)
+HOSPITAL_TABLES = ("guarantors", "accounts", "transactions", "contacts", "holds")
+"""The tables a hospital's extract holds."""
+WORKSPACE_TABLES = ("promises", "decisions")
+"""Optional tables that payrank's operational store adds (see docs/workspace-store.md)."""
 
 
 def empty_frame(table: str) -> pd.DataFrame:
@@ -252,6 +317,8 @@ class Book:
     transactions: pd.DataFrame
     contacts: pd.DataFrame
     holds: pd.DataFrame
+    promises: pd.DataFrame = field(default_factory=lambda: empty_frame("promises"))
+    decisions: pd.DataFrame = field(default_factory=lambda: empty_frame("decisions"))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in TABLE_ORDER}
@@ -286,6 +353,8 @@ class Book:
             transactions=self.transactions[self.transactions["account_id"].isin(ids)],
             contacts=self.contacts[self.contacts["account_id"].isin(ids)],
             holds=self.holds[self.holds["account_id"].isin(ids)],
+            promises=self.promises[self.promises["account_id"].isin(ids)],
+            decisions=self.decisions[self.decisions["account_id"].isin(ids)],
         )
 
 

@@ -70,6 +70,9 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
     "days_since_last_right_party": "days since the last right-party call (NaN: never)",
     "n_failed_deliveries": "failed sms/e-mail and returned letters ever",
     "n_wrong_number_calls": "calls that reached a wrong number ever",
+    "n_calls_ever": "calls on this account ever",
+    "guarantor_calls_365d": "calls on any of the guarantor's accounts in the last 365 days",
+    "guarantor_right_party_rate_365d": "share of those calls that reached the guarantor (NaN: no calls)",
     # the guarantor's other accounts (existing at T, i.e. service_date <= T)
     "other_open_accounts": "the guarantor's other open accounts",
     "other_open_balance": "total balance of the guarantor's other open accounts",
@@ -88,6 +91,12 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
     # holds active at T
     **{f"hold_{k}": f"1 if a {k} hold is active at T" for k in HOLD_KINDS},
     "any_hold_active": "1 if any hold is active at T",
+    # promises made on calls (the optional promises table; features.history_promises)
+    "promise_open": "1 if a promise or plan instalment is open at T (not yet kept, its due day + grace not passed)",
+    "promise_open_amount": "dollars of the open promise instalments",
+    "days_to_promise_due": "days from T to the next open instalment's due day (NaN: none open)",
+    "promises_kept": "promise and plan instalments kept so far",
+    "promises_broken": "promise and plan instalments broken so far",
 }
 
 FEATURE_COLUMNS: list[str] = list(FEATURE_DESCRIPTIONS)
@@ -182,7 +191,7 @@ class FeatureSpec:
 
         Gives exactly `encode(pd.DataFrame(rows, columns=columns))` for plain JSON values (numbers, strings, null);
         returns None when the rows need pandas' parsing (a missing column, ragged rows, a value that is not a
-        number), so the caller can take the slow path and its precise error message. A single row costs tens of
+        finite number), so the caller can take the slow path and its precise error message. A single row costs tens of
         microseconds here against milliseconds of per-column pandas work.
         """
         where = {c: i for i, c in enumerate(columns)}
@@ -208,6 +217,8 @@ class FeatureSpec:
                         return None
                     out[:, j] = [lookup.get(v, np.nan) for v in values]
         except (TypeError, ValueError, OverflowError):
+            return None
+        if np.isinf(out).any():  # JSON's `Infinity` or 1e400: the caller's checks refuse it by name
             return None
         return out
 

@@ -1,16 +1,20 @@
 """Validation of raw book tables against the contract in features.schema.
 
-Each problem names the table, the column and a few offending row keys or values, so a person can fix the
-source without reading a traceback. Parsing and checking happen together: a validated book is typed.
+Each problem names the table, the column, the kind of problem and a few offending rows by their key, so a
+person can fix the source without reading a traceback. It never quotes the offending value: messages reach API
+clients and logs, and a value may be anything a client sent (a full ZIP, a name in a free-text field, 100 kB).
+Parsing and checking happen together: a validated book is typed.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 import numpy as np
@@ -19,12 +23,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.history_prepared import positions
-from features.schema import AMOUNT_SIGN, OUTCOMES_BY_CHANNEL, TABLES, Book, Column, Table, empty_frame
+from features.schema import (
+    AMOUNT_SIGN,
+    FIRST_DAY,
+    LAST_DAY,
+    OUTCOMES_BY_CHANNEL,
+    TABLES,
+    THIS_YEAR,
+    Book,
+    Column,
+    Table,
+    empty_frame,
+)
 
 T = TypeVar("T")
 MAX_EXAMPLES = 3
 MAX_INT = 2**53  # integers beyond this are not exact in float64 and no contract column needs them
 TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False, "1.0": True, "0.0": False}
+MAX_KEY_SHOWN = 64  # a longer key is named by its row number instead
+
+_DAY_TEXT = r"\d{4}-\d{2}-\d{2}"
+_TIME_TEXT = r"\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?"
+TIMESTAMP_PATTERN = rf"^{_DAY_TEXT}[T ]{_TIME_TEXT}$"
+"""Strict ISO 8601: date, `T` or space, hours and minutes (seconds, fraction and offset optional). Not `now`,
+`today`, `2026` or `2026-09`, which pandas' ISO parser would accept."""
+DATE_PATTERN = rf"^{_DAY_TEXT}(?:[T ]{_TIME_TEXT})?$"
+"""YYYY-MM-DD, optionally with a time of day (SQL exports write `2026-05-02 00:00:00`); the time is dropped."""
 
 
 @dataclass(frozen=True)
@@ -49,14 +73,39 @@ class BookError(Exception):
 
 
 def _examples(frame: pd.DataFrame, table: Table, mask: pd.Series, column: str | None = None) -> str:
-    """'e.g. transaction_id=t1 value='x'' for the first offending rows."""
+    """'e.g. transaction_id=t1, row 7': the first offending rows by their key, never by the offending value.
+
+    `column` is the offending column: when it is the column rows are named by (the key, or `account_id` for
+    holds), its values are suspect, so those rows are named by their position (from 0, as API list indices).
+    A missing or over-long key is named by position too.
+    """
     rows = frame.loc[mask].head(MAX_EXAMPLES)
     key = table.key or "account_id"
+    keys = rows[key].tolist() if key in rows.columns and key != column else [None] * len(rows)
     parts = []
-    for i, (_, row) in enumerate(rows.iterrows()):  # at most MAX_EXAMPLES rows, for the message only
-        label = f"{key}={row[key]}" if key in rows.columns else f"row {rows.index[i]}"
-        parts.append(f"{label} value={row[column]!r}" if column else label)
+    for position, value in zip(rows.index, keys, strict=True):  # at most MAX_EXAMPLES rows
+        text = None if value is None or pd.isna(value) else str(value).strip()
+        parts.append(f"{key}={text}" if text and len(text) <= MAX_KEY_SHOWN else f"row {position}")
     return "e.g. " + ", ".join(parts)
+
+
+def parse_day(text: object) -> date:
+    """An as-of day: exactly `YYYY-MM-DD`, between FIRST_DAY and LAST_DAY (the contract's range of days).
+
+    The API's `as_of` and the CLI's `--as-of` both come here, so they accept the same days. Raises ValueError
+    saying what is wrong, without quoting the text.
+    """
+    day = None
+    if isinstance(text, str) and re.fullmatch(_DAY_TEXT, text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            day = None
+    if day is None:
+        raise ValueError("expected a date YYYY-MM-DD")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 def _is_text(raw: pd.Series) -> bool:
@@ -146,15 +195,46 @@ def _parse(raw: pd.Series, col: Column, text: pa.ChunkedArray | None) -> pd.Seri
         if pd.api.types.is_datetime64_any_dtype(raw.dtype):
             out = pd.to_datetime(raw, errors="coerce")
             return (out.dt.tz_convert("UTC").dt.tz_localize(None) if out.dt.tz else out).dt.normalize()
-        text = raw.astype("string").str.strip().str.slice(0, 10).where(lambda s: s.str.len() == 10)
-        return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        days = _matching(raw, text, DATE_PATTERN).str.slice(0, 10)
+        return pd.to_datetime(days, format="%Y-%m-%d", errors="coerce")
     if kind == "timestamp":
         if pd.api.types.is_datetime64_any_dtype(raw.dtype):
             out = pd.to_datetime(raw, errors="coerce")
         else:
-            out = pd.to_datetime(raw.astype("string").str.strip(), format="ISO8601", utc=True, errors="coerce")
+            out = pd.to_datetime(_matching(raw, text, TIMESTAMP_PATTERN), format="ISO8601", utc=True, errors="coerce")
         return out.dt.tz_convert("UTC").dt.tz_localize(None) if out.dt.tz is not None else out
     raise ValueError(f"unknown column kind {kind}")
+
+
+def _matching(raw: pd.Series, text: pa.ChunkedArray | None, pattern: str) -> pd.Series:
+    """The trimmed text of `raw` where it fully matches `pattern`, missing elsewhere (judged in Arrow)."""
+    if text is None:
+        text = _trimmed(raw.astype("string"))
+    ok = pc.fill_null(pc.match_substring_regex(text, pattern), False)
+    kept = pc.if_else(ok, text, pa.scalar(None, text.type))
+    return pd.Series(pd.arrays.ArrowStringArray(kept), index=raw.index)
+
+
+def _bounds(col: Column) -> tuple[object, object] | None:
+    """The inclusive range a column's values must lie in, in the parsed column's terms (None: unbounded)."""
+    if col.kind == "date":
+        return pd.Timestamp(FIRST_DAY), pd.Timestamp(LAST_DAY)
+    if col.kind == "timestamp":
+        return pd.Timestamp(FIRST_DAY), pd.Timestamp(LAST_DAY) + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+    if col.bounds is None:
+        return None
+    lo, hi = col.bounds
+    return lo, datetime.now(UTC).year if hi == THIS_YEAR else hi
+
+
+def _range_text(col: Column) -> str:
+    """The allowed range as the message and the docs say it."""
+    if col.kind in {"date", "timestamp"}:
+        return f"{FIRST_DAY} … {LAST_DAY}"
+    lo, hi = col.bounds or (None, None)
+    number = "{:,.0f}" if col.kind == "money" else "{:.0f}"
+    high = "this year" if hi == THIS_YEAR else number.format(hi)
+    return f"{number.format(lo)} … {high}" + (" dollars" if col.kind == "money" else "")
 
 
 def _typed_table(name: str, raw: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame | None:
@@ -194,6 +274,21 @@ def _typed_table(name: str, raw: pd.DataFrame, problems: list[Problem]) -> pd.Da
             problems.append(
                 Problem(name, col.name, f"{int(blank.sum())} missing value(s); {_examples(raw, table, blank)}")
             )
+        bounds = _bounds(col)
+        if bounds is not None:
+            lo, hi = bounds
+            outside = parsed.notna() & ((parsed < lo) | (parsed > hi))
+            if outside.any():
+                what = "date(s)" if col.kind == "date" else "timestamp(s)" if col.kind == "timestamp" else "value(s)"
+                problems.append(
+                    Problem(
+                        name,
+                        col.name,
+                        f"{int(outside.sum())} {what} out of range ({_range_text(col)}); "
+                        + _examples(raw, table, outside, col.name),
+                    )
+                )
+                parsed = parsed.where(~outside)
         if col.kind == "int":
             frac = parsed.notna() & (parsed != np.round(parsed))
             if frac.any():
@@ -274,6 +369,33 @@ def _row_checks(name: str, df: pd.DataFrame, problems: list[Problem]) -> None:
         bad = df["end_date"].notna() & (df["end_date"] < df["start_date"])
         if bad.any():
             problems.append(Problem(name, "end_date", f"before start_date; {_examples(df, table, bad, 'end_date')}"))
+    _workspace_checks(name, df, table, problems)
+
+
+def _workspace_checks(name: str, df: pd.DataFrame, table: Table, problems: list[Problem]) -> None:
+    """Checks of the optional tables payrank's store adds (promises, decisions)."""
+    if name == "promises":
+        n = df["instalments"]
+        checks = [
+            ("amount", df["amount"].notna() & (df["amount"] <= 0), "not > 0"),
+            ("instalments", n.notna() & ((n < 1) | (n > 120)), "outside 1-120"),
+            ("instalments", (df["kind"] == "promise_to_pay") & (n != 1), "a promise_to_pay has exactly 1"),
+            ("first_due_date", df["first_due_date"] < df["made_at"].dt.normalize(), "before the day it was made"),
+        ]
+        for column, mask, what in checks:
+            bad = mask.fillna(False).astype(bool)
+            if bad.any():
+                problems.append(Problem(name, column, f"{what}; {_examples(df, table, bad, column)}"))
+    if name == "decisions":
+        p = df["propensity"]
+        bad = p.notna() & ((p <= 0) | (p > 1))
+        if bad.any():
+            problems.append(Problem(name, "propensity", f"outside (0, 1]; {_examples(df, table, bad, 'propensity')}"))
+        twice = df.duplicated(["account_id", "decided_for"], keep=False) & df["account_id"].notna()
+        if twice.any():
+            problems.append(
+                Problem(name, "decided_for", f"two decisions for one account and day; {_examples(df, table, twice)}")
+            )
 
 
 def _foreign_key_problems(typed: dict[str, pd.DataFrame], name: str, col: Column) -> tuple[list[Problem], np.ndarray]:

@@ -2,6 +2,7 @@
 
 Heavy imports (MLflow, LightGBM) happen inside the commands, so `payrank --help` stays fast.
 Every error a user can cause ends in a one-line-per-problem message and a non-zero exit, never a traceback.
+Messages name the option, table, column or row at fault, never the value given (docs/api.md, "Errors").
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from features.scenarios import SCENARIOS
 from features.validate import BookError
+from serving.cli_store import WithStoreOpt, overlay_store, publish_scored
+from serving.cli_store import register as register_store_commands
 from serving.config import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="payrank: rank overdue patient balances.")
@@ -28,6 +32,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 DataOpt = Annotated[str, typer.Option("--data", help="Book: a folder of CSV/Parquet files or a SQLAlchemy URL.")]
 AsOfOpt = Annotated[str, typer.Option("--as-of", help="As-of day YYYY-MM-DD (the book at the end of that day).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output file, .csv or .parquet.")]
+
+
+SCENARIO_NAMES = list(SCENARIOS)
+LEARNER_NAMES = ["offset", "outcome", "dr"]  # training.channel_models.CHANNEL_LEARNERS (checked by a test)
 
 
 class UserError(Exception):
@@ -46,7 +54,7 @@ def friendly_errors(fn: F) -> F:
             for p in exc.problems:
                 err.print(f"  {p}", markup=False, highlight=False)
             raise typer.Exit(2) from None
-        except (UserError, ValueError, FileNotFoundError) as exc:
+        except (UserError, ValueError, FileNotFoundError, TimeoutError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None
 
@@ -54,11 +62,13 @@ def friendly_errors(fn: F) -> F:
 
 
 def parse_day(text: str, option: str = "--as-of") -> date:
-    """An ISO day, or a UserError naming the option."""
+    """An ISO day in the contract's range (the validator's check, as the API's), or a UserError naming the option."""
+    from features.validate import parse_day as contract_day
+
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"{option} {text!r}: expected a date YYYY-MM-DD") from None
+        return contract_day(text)
+    except ValueError as exc:
+        raise UserError(f"{option}: {exc}") from None
 
 
 class BookFormat(StrEnum):
@@ -76,14 +86,22 @@ def generate(
     fmt: Annotated[BookFormat, typer.Option("--format", help="csv, parquet or sqlite.")] = BookFormat.parquet,
     end_date: Annotated[str, typer.Option("--end-date", help="The book's last day.")] = "2026-09-30",
     days: Annotated[int, typer.Option(min=60, help="Days of history to simulate.")] = 450,
+    scenario: Annotated[
+        str,
+        typer.Option(help="Mechanics of the simulated world (docs/synthetic-book.md): " + ", ".join(SCENARIO_NAMES)),
+    ] = "default",
 ) -> None:
     """Write a synthetic book (and truth.parquet, the hidden truth) in the data contract."""
     from features.generate import generate_book, write_book
+    from features.scenarios import get_scenario
 
     end = parse_day(end_date, "--end-date")
-    book, truth = _with_progress("simulating days", lambda cb: generate_book(guarantors, seed, end, days, cb))
+    world = get_scenario(scenario)
+    book, truth = _with_progress(
+        "simulating days", lambda cb: generate_book(guarantors, seed, end, days, cb, scenario=world)
+    )
     path = write_book(book, out, fmt.value, truth)
-    console.print(f"wrote a {fmt.value} book to [bold]{path}[/]")
+    console.print(f"wrote a {fmt.value} book ({world.name} scenario) to [bold]{path}[/]")
     _print_summary(book)
 
 
@@ -100,7 +118,7 @@ def validate(data: DataOpt) -> None:
 
 @app.command()
 @friendly_errors
-def features(data: DataOpt, as_of: AsOfOpt, out: OutOpt) -> None:
+def features(data: DataOpt, as_of: AsOfOpt, out: OutOpt, with_store: WithStoreOpt = False) -> None:
     """Build point-in-time features for every open account on the as-of day."""
     from features.build import build_features
     from features.io import check_output_path, write_frame
@@ -109,6 +127,7 @@ def features(data: DataOpt, as_of: AsOfOpt, out: OutOpt) -> None:
     day = parse_day(as_of)
     check_output_path(out)
     book = load_book(data)
+    book = overlay_store(book) if with_store else book
     frame = build_features(book, day)
     write_frame(frame, out)
     console.print(f"wrote {len(frame):,} open accounts × {frame.shape[1]} columns to [bold]{out}[/]")
@@ -133,6 +152,13 @@ def train(
     threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores).")] = 0,
     max_auc_drop: Annotated[float, typer.Option(help="Promotion gate: allowed AUC drop vs champion.")] = 0.005,
     max_value_drop: Annotated[float, typer.Option(help="Promotion gate: allowed policy-value drop.")] = 0.0,
+    final_window_days: Annotated[
+        int, typer.Option(min=30, help="Days of the most recent labelled window the served payment model is fit on.")
+    ] = 180,
+    channel_learners: Annotated[
+        str, typer.Option(help="Channel learners to compare, comma-separated: " + ", ".join(LEARNER_NAMES))
+    ] = ",".join(LEARNER_NAMES),
+    with_store: WithStoreOpt = False,
 ) -> None:
     """Train on everything the book knew on the as-of day; log to MLflow; register; maybe promote."""
     from training.registry import Gate
@@ -142,6 +168,7 @@ def train(
     from features.load import load_book
 
     book = load_book(data)
+    book = overlay_store(book) if with_store else book
     cfg = TrainConfig(
         as_of=day,
         model_name=model_name,
@@ -151,6 +178,8 @@ def train(
         num_threads=threads,
         gate=Gate(max_auc_drop, max_value_drop),
         costs=dict(Settings().channel_costs),
+        final_window_days=final_window_days,
+        channel_learners=tuple(_learners(channel_learners, "--channel-learners")),
     )
     result = _train_with_progress(book, cfg, train_bundle, log_and_register)
     _print_train_result(result)
@@ -174,10 +203,14 @@ def _print_train_result(result: Any) -> None:
         f"holdout AUC {m['holdout_auc']:.3f} (balance only {m['holdout_auc_balance_only']:.3f}), "
         f"Brier {m['holdout_brier']:.4f}, mean predicted {m['holdout_mean_predicted']:.3f} "
         f"vs observed {m['holdout_observed_rate']:.3f}; channel policy value (DR) {m['policy_value']:.4f} "
+        f"[{m.get('policy_dr_lo', float('nan')):.4f}, {m.get('policy_dr_hi', float('nan')):.4f}] "
         f"vs logged {m.get('policy_logged_value', float('nan')):.4f}"
     )
-    verdict = "[bold green]became champion[/]" if result.promoted else "[yellow]kept the champion[/]"
-    console.print(f"{verdict}: {result.reason}")
+    if result.promoted and "warning" in result.reason:
+        verdict = "[bold yellow]became champion, with a warning[/]"
+    else:
+        verdict = "[bold green]became champion[/]" if result.promoted else "[yellow]kept the champion[/]"
+    console.print(f"{verdict}: {result.reason}", highlight=False)
 
 
 @app.command()
@@ -190,16 +223,17 @@ def models(tracking_uri: TrackingOpt = None, model_name: ModelNameOpt = "payrank
     from training.registry import list_versions
     from training.tracking import use_tracking
 
-    use_tracking(tracking_uri)
+    use_tracking(tracking_uri, must_exist=True)
     rows = list_versions(MlflowClient(), model_name)
     if not rows:
         console.print(f"no versions of {model_name!r} registered yet")
         return
     table = Table(title=f"registered model {model_name}")
-    for col in ("version", "aliases", "auc", "policy_value", "data_window", "gate"):
+    columns = ("version", "aliases", "auc", "policy_value", "policy_interval", "logged_value", "data_window", "gate")
+    for col in columns:
         table.add_column(col)
     for r in rows:
-        table.add_row(*(str(r[c]) for c in ("version", "aliases", "auc", "policy_value", "data_window", "gate")))
+        table.add_row(*(str(r[c]) for c in columns))
     console.print(table)
 
 
@@ -218,12 +252,60 @@ def promote(
     from training.registry import promote as do_promote
     from training.tracking import use_tracking
 
-    use_tracking(tracking_uri)
+    use_tracking(tracking_uri, must_exist=True)
     try:
         do_promote(MlflowClient(), model_name, version, reason)
     except MlflowException:
         raise UserError(f"version {version!r} of model {model_name!r} does not exist") from None
     console.print(f"version {version} of {model_name} is now [bold]champion[/] ({reason})")
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    scenario: Annotated[
+        list[str], typer.Option("--scenario", help="A scenario to evaluate (repeatable), or 'all'.")
+    ] = ["default"],  # noqa: B006 (Typer reads the default, never mutates it)
+    guarantors: Annotated[int, typer.Option(min=1000, help="Guarantors per scenario's book.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of every scenario's book and of training.")] = 11,
+    learners: Annotated[
+        str, typer.Option(help="Comma-separated channel learners to compare: " + ", ".join(LEARNER_NAMES))
+    ] = ",".join(LEARNER_NAMES),
+    threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores).")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the matrix as JSON (and a .md table).")] = None,
+) -> None:
+    """Judge the models on the generator's scenarios: train on each world, compare with its truth in dollars."""
+    from features.scenarios import get_scenario
+    from serving.evaluation import evaluate_scenario, matrix_markdown, write_results
+
+    names = list(SCENARIOS) if scenario == ["all"] else [get_scenario(n).name for n in scenario]
+    chosen = _learners(learners, "--learners")
+    results = []
+    for name in names:
+        result = _with_progress_steps(
+            f"{name}", lambda cb, n=name: evaluate_scenario(n, guarantors, seed, chosen, threads, cb)
+        )
+        results.append(result)
+        console.print(matrix_markdown([r.to_dict() for r in results]), markup=False, highlight=False)
+    if out is not None:
+        write_results(results, out)
+        console.print(f"wrote the matrix to [bold]{out}[/] and {out.with_suffix('.md')}")
+
+
+def _learners(text: str, option: str) -> list[str]:
+    """Comma-separated channel learner names, or a UserError naming the option and the choices."""
+    chosen = [n.strip() for n in text.split(",") if n.strip()]
+    if not chosen or any(n not in LEARNER_NAMES for n in chosen):
+        raise UserError(f"{option}: choose one or more of {', '.join(LEARNER_NAMES)}")
+    return chosen
+
+
+def _with_progress_steps(prefix: str, job: Callable[[Callable[[str, int, int], None]], Any]) -> Any:
+    """Run `job(progress(step, done, total))` under rich progress bars labelled with `prefix`."""
+    from serving.progress import progress_bars
+
+    with progress_bars(err) as update:
+        return job(lambda step, done, total: update(f"{prefix}: {step}", done, total))
 
 
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model URI (default models:/<name>@champion).")]
@@ -239,8 +321,10 @@ def _load_and_score(
     config: Any,
     threads: int,
     reasons: bool,
-) -> tuple[Any, Any]:
-    """Validate the book, load the model, score: the shared start of `score` and `worklist`.
+    with_store: bool = False,
+) -> tuple[Any, Any, Any]:
+    """Validate the book (with the store laid over it if asked), load the model, score: the shared start of `score`
+    and `worklist`. Returns (scored, loaded model, book).
 
     The model (importing MLflow and LightGBM, resolving the registry URI, reading the bundle) loads in a
     second thread while the book is read and validated: Parquet reading and Arrow's kernels release the GIL,
@@ -254,19 +338,20 @@ def _load_and_score(
         from features.load import load_book
 
         book = load_book(data)
+        book = overlay_store(book) if with_store else book
         loaded = pending.result()
     from serving.scoring import score_book  # LightGBM is imported by now, by the model's thread
 
     costs = Settings().channel_costs
     scored = score_book(book, day, loaded.scorer, config, loaded.label, costs, num_threads=threads, reasons=reasons)
-    return scored, loaded
+    return scored, loaded, book
 
 
 def _load_model(model: str | None, tracking_uri: str | None, model_name: str) -> Any:
     from serving.model_store import default_uri, load_model
     from training.tracking import use_tracking
 
-    use_tracking(tracking_uri)
+    use_tracking(tracking_uri, must_exist=True)
     return load_model(model or default_uri(model_name))
 
 
@@ -289,6 +374,7 @@ def score(
             "Worklists always carry them for the rows they list.",
         ),
     ] = False,
+    with_store: WithStoreOpt = False,
 ) -> None:
     """Score every open account for work on the day after the as-of day (machine-readable; no reasons unless
     asked: people read reasons on the worklist, which computes them for its rows)."""
@@ -297,7 +383,9 @@ def score(
 
     check_output_path(out)
     config = load_policy(policy)
-    scored, loaded = _load_and_score(data, as_of, model, tracking_uri, model_name, config, threads, reasons)
+    scored, loaded, _ = _load_and_score(
+        data, as_of, model, tracking_uri, model_name, config, threads, reasons, with_store
+    )
     write_frame(scored.scores, out)
     counts = scored.scores["best_channel"].value_counts().to_dict()
     console.print(f"scored {len(scored.scores):,} open accounts with {loaded.label} → [bold]{out}[/]; best: {counts}")
@@ -319,29 +407,52 @@ def worklist(
     tracking_uri: TrackingOpt = None,
     model_name: ModelNameOpt = "payrank",
     threads: Annotated[int, typer.Option(help="LightGBM threads (0: all cores).")] = 0,
+    profitable_only: Annotated[
+        bool,
+        typer.Option(
+            "--profitable-only", help="List only calls expected to pay for themselves, even when capacity remains."
+        ),
+    ] = False,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Publish the day to the store: decisions logged, calls assigned.")
+    ] = False,
+    on_shift: Annotated[
+        str | None, typer.Option("--on-shift", help="With --publish: who works today (ids, comma-separated).")
+    ] = None,
+    with_store: WithStoreOpt = False,
 ) -> None:
-    """The ordered call list for the day after the as-of day, one row per guarantor."""
+    """The ordered call list for the day after the as-of day: the --calls best allowed calls, one per guarantor.
+    Calls not expected to pay for themselves fill remaining capacity, flagged below_break_even."""
     from features.io import check_output_path, write_frame
     from serving.policy_config import load_policy
-    from serving.worklist import build_worklist
+    from serving.worklist import build_worklist, summary_text, worklist_summary
 
-    if out is None and explain is None:
-        raise UserError("give --out FILE for the list, or --explain ACCOUNT_ID")
-    for path in (out, exclusions):
+    if out is None and explain is None and not publish:
+        raise UserError("give --out FILE for the list, --publish, or --explain ACCOUNT_ID")
+    for path, option in ((out, "--out"), (exclusions, "--exclusions")):
         if path is not None:
-            check_output_path(path)
+            check_output_path(path, option)
     config = load_policy(policy)
     # reasons=False: build_worklist computes them for the listed rows only
-    scored, _ = _load_and_score(data, as_of, model, tracking_uri, model_name, config, threads, reasons=False)
-    listed, left_out = build_worklist(scored, calls, config)
+    # --publish always reads the store: today's recorded outcomes and holds must reach the contact rules
+    scored, loaded, book = _load_and_score(
+        data, as_of, model, tracking_uri, model_name, config, threads, reasons=False, with_store=with_store or publish
+    )
+    listed, left_out = build_worklist(scored, calls, config, profitable_only)
+    if publish:
+        shift = [x.strip().lower() for x in on_shift.split(",") if x.strip()] if on_shift else None
+        listed = publish_scored(
+            book, scored, calls, config, loaded.label, shift, console, profitable_only=profitable_only
+        )
     if explain is not None:
         for line in explain_account(explain, scored, listed, left_out):
             console.print(line, highlight=False, markup=False)
     if out is not None:
         write_frame(listed, out)
         console.print(f"{len(listed):,} calls for {scored.policy.day.date()} → [bold]{out}[/]")
+    console.print(summary_text(worklist_summary(listed, calls)), highlight=False)
     if exclusions is not None:
-        write_frame(left_out, exclusions)
+        write_frame(left_out, exclusions, "--exclusions")
         console.print(f"{left_out['account_id'].nunique():,} accounts left out, with why → [bold]{exclusions}[/]")
 
 
@@ -396,7 +507,7 @@ def serve(
 ) -> None:
     """Serve the model over HTTP (docs/api.md): /v1/score, /v1/worklist, MLflow's /invocations; needs an API key."""
     from serving.api.security import AuthConfigError
-    from serving.api.server import ServeError
+    from serving.api.server import ServeError, StartFailed
     from serving.api.server import serve as run_server
 
     try:
@@ -404,7 +515,11 @@ def serve(
     except (AuthConfigError, ServeError) as exc:  # multi-line help with commands: print it unwrapped
         err.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
         raise typer.Exit(2) from None
+    except StartFailed:  # already one JSON log line saying why
+        raise typer.Exit(1) from None
 
+
+register_store_commands(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

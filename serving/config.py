@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +23,16 @@ class Settings(BaseSettings):
     model_name: str = "payrank"
     # dollars per contact; PAYRANK_CHANNEL_COSTS='{"call": 5.5}' overrides some, the rest keep their defaults
     channel_costs: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_CHANNEL_COSTS))
+    # the operational store (docs/workspace-store.md): default sqlite:///<home>/workspace.db
+    db_url: str | None = None
+    exploration_share: float = Field(0.05, ge=0.0, le=0.5, description="share of non-call decisions drawn at random")
+    exploration_call_band: float = Field(
+        0.1, ge=0.0, le=0.5, description="calls around the capacity cut drawn at random, as a share of capacity"
+    )
+    token_hours: float = Field(12.0, gt=0, le=24 * 30, description="how long a specialist's login lasts")
+    work_clock_start: datetime | None = Field(
+        None, description="demos only: the work API's clock starts at this instant (naive = UTC) and runs from there"
+    )
 
     @field_validator("channel_costs")
     @classmethod

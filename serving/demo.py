@@ -28,7 +28,7 @@ def run_demo(guarantors: int, seed: int, console: Console, settings: Settings | 
     from serving.model_store import default_uri, load_model
     from serving.policy_config import load_policy
     from serving.scoring import score_book
-    from serving.worklist import build_worklist
+    from serving.worklist import build_worklist, summary_text, worklist_summary
     from training.tracking import use_tracking
     from training.train import TrainConfig, log_and_register, train_bundle
 
@@ -68,6 +68,8 @@ def run_demo(guarantors: int, seed: int, console: Console, settings: Settings | 
     write_frame(listed, out / "worklist.csv")
     write_frame(excluded, out / "exclusions.csv")
     console.print(_worklist_table(listed.head(TOP), scored.policy.day))
+    console.print(summary_text(worklist_summary(listed, 100)), highlight=False)
+    _publish_demo_day(book, scored, policy, loaded.label, settings, console)
     console.print(
         f"outputs in [bold]{out}[/]: features.parquet, scores.csv, worklist.csv (100 calls), exclusions.csv "
         f"({excluded['account_id'].nunique():,} accounts left out, each with why)\n"
@@ -77,6 +79,32 @@ def run_demo(guarantors: int, seed: int, console: Console, settings: Settings | 
         "--explain ACCOUNT_ID[/]"
     )
     return out / "worklist.csv"
+
+
+def _publish_demo_day(
+    book: object, scored: object, policy: object, label: str, settings: Settings, console: Console
+) -> None:
+    """The demo day in the workspace store, for two demo specialists; prints how to log in."""
+    from serving.store.demo import publish_demo_day
+
+    report, passwords = publish_demo_day(book, scored, 100, policy, label, settings)
+    who = ", ".join(f"{pid} {int(v['items'])} calls" for pid, v in sorted(report.per_specialist.items()))
+    console.print(
+        f"published {report.day} to the workspace store ({who}); {report.decisions:,} decisions logged, "
+        f"exploration costs ${report.cost:,.2f} expected\n"
+        f"Serve it on the demo day's clock:  [bold]PAYRANK_WORK_CLOCK_START={report.day}T15:00:00Z "
+        "PAYRANK_API_KEYS=demo-key .venv/bin/payrank serve[/]\n"
+        "Log in as a specialist:\n"
+        + "\n".join(
+            f"  [bold]curl -s -X POST localhost:8000/v1/work/login -H 'Content-Type: application/json' "
+            f'-d \'{{"username": "{pid}", "password": "{pw}"}}\'[/]'
+            for pid, pw in passwords.items()
+        )
+        + "\n  then: [bold]curl -s -X POST -H 'Authorization: Bearer TOKEN' -H \"Idempotency-Key: next-$(date +%s%N)\" "
+        "localhost:8000/v1/work/next[/] (docs/workspace-store.md)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _worklist_table(rows: object, day: object) -> Table:

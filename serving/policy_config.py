@@ -128,12 +128,29 @@ RANGE_HINTS = {
 }
 
 
-def load_policy(path: Path | None) -> PolicyConfig:
-    """The policy from a TOML file; None or a missing file gives the embedded defaults."""
-    if path is None or not Path(path).exists():
+def load_policy(path: Path | str | None) -> PolicyConfig:
+    """The policy from a TOML file, or the embedded defaults when no file is given (None).
+
+    A file that is given but missing or unreadable is an error, never a silent fall-back to the defaults: a
+    compliance configuration that is not there must stop the job (a typo once let 717 accounts be called instead
+    of 313).
+    """
+    if path is None:
         return PolicyConfig()
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyConfigError(f"contact policy {str(path)!r}: no such file") from None
+    except IsADirectoryError:
+        raise PolicyConfigError(f"contact policy {str(path)!r}: is a directory, not a TOML file") from None
+    except PermissionError:
+        raise PolicyConfigError(f"contact policy {str(path)!r}: permission denied") from None
+    except UnicodeDecodeError:
+        raise PolicyConfigError(f"contact policy {str(path)!r}: not UTF-8 text") from None
+    except OSError as exc:
+        raise PolicyConfigError(f"contact policy {str(path)!r}: cannot be read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_policy(data, source=str(path))

@@ -53,16 +53,23 @@ def rule_call_frequency(
     guarantors: pd.DataFrame,
     day: pd.Timestamp,
     config: PolicyConfig,
+    *,
+    include_day: bool = False,
 ) -> pd.DataFrame:
-    """Reg F 7-in-7: a call on D is allowed iff the calls (any outcome) on D-6 … D-1 number below the max."""
+    """Reg F 7-in-7: a call on D is allowed iff the calls (any outcome) on D-6 … D-1 number below the max.
+
+    `include_day`: the calls already made on D count too (re-evaluating during D, after a call is recorded).
+    """
     acc = prepare_accounts(accounts, guarantors, config)
     calls = local_calls(contacts, acc)
-    recent = (calls["local_day"] >= day - pd.Timedelta(days=6)) & (calls["local_day"] < day)
+    first, until = day - pd.Timedelta(days=6), day + pd.Timedelta(days=1) if include_day else day
+    recent = (calls["local_day"] >= first) & (calls["local_day"] < until)
     n = np.bincount(calls["pos"][recent], minlength=len(acc))
     limit = acc["max_calls_per_7_days"].to_numpy()
     hit = n >= limit
     noun = pd.Series(np.where(n[hit] == 1, " call", " calls"), dtype=object)
-    before = f" in the 6 days before {pd.Timestamp(day):%Y-%m-%d} (limit "
+    when = f"from {first:%Y-%m-%d} to {day:%Y-%m-%d}" if include_day else f"in the 6 days before {day:%Y-%m-%d}"
+    before = f" {when} (limit "
     return verdict(acc.index, hit, _num(n[hit]) + noun + before + _num(limit[hit]) + " in 7 days)")
 
 
@@ -72,11 +79,17 @@ def rule_right_party_cooldown(
     guarantors: pd.DataFrame,
     day: pd.Timestamp,
     config: PolicyConfig,
+    *,
+    include_day: bool = False,
 ) -> pd.DataFrame:
-    """Reg F: a right-party conversation on day R blocks calls on R+1 … R+k (k = cooldown days)."""
+    """Reg F: a right-party conversation on day R blocks calls on R+1 … R+k (k = cooldown days).
+
+    `include_day`: a conversation on D itself blocks further calls on D too (re-evaluating during D).
+    """
     acc = prepare_accounts(accounts, guarantors, config)
     calls = local_calls(contacts, acc)
-    talks = calls[(calls["outcome"] == "right_party") & (calls["local_day"] < day)]
+    until = day + pd.Timedelta(days=1) if include_day else day
+    talks = calls[(calls["outcome"] == "right_party") & (calls["local_day"] < until)]
     last = talks.groupby("pos")["local_day"].max().reindex(np.arange(len(acc))).to_numpy("datetime64[ns]")
     k = acc["right_party_cooldown_days"].to_numpy()
     since = (np.datetime64(pd.Timestamp(day).normalize()) - last) / np.timedelta64(1, "D")  # NaN: never

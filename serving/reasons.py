@@ -86,6 +86,9 @@ PHRASES: dict[str, Phrase] = {
     ),
     "n_failed_deliveries": lambda v: _n(v) + _plural(v, " message", " messages") + " failed or came back",
     "n_wrong_number_calls": lambda v: _n(v) + " wrong-number " + _plural(v, "call", "calls"),
+    "n_calls_ever": lambda v: "called " + _n(v) + _plural(v, " time", " times") + " about this account",
+    "guarantor_calls_365d": lambda v: "called " + _n(v) + _plural(v, " time", " times") + " this year",
+    "guarantor_right_party_rate_365d": _when_nan("not called this year", lambda v: "answers " + _pct(v) + " of calls"),
     "other_open_accounts": lambda v: _n(v) + " other open " + _plural(v, "account", "accounts"),
     "other_open_balance": lambda v: _dollars(v) + " owed on other accounts",
     "other_accounts_ever": lambda v: _n(v) + " other " + _plural(v, "account", "accounts") + " with the hospital",
@@ -108,6 +111,13 @@ for _ch in ("call", "sms", "email", "letter", "portal"):
     PHRASES[f"days_since_last_{_ch}"] = _when_nan(
         f"no {_word} yet", lambda v, w=_word: f"last of the {w} " + _days(v) + " ago"
     )
+PHRASES |= {
+    "promise_open": lambda v: pd.Series(np.where(v > 0.5, "has an open promise to pay", "no open promise"), v.index),
+    "promise_open_amount": lambda v: _dollars(v) + " promised and not yet due or paid",
+    "days_to_promise_due": _when_nan("no open promise", lambda v: "a promised payment is due in " + _days(v)),
+    "promises_kept": lambda v: _n(v) + _plural(v, " promise", " promises") + " kept",
+    "promises_broken": lambda v: _n(v) + _plural(v, " promise", " promises") + " broken",
+}
 
 NEVER_REASONS = frozenset({"service_line", "state", "language", "guarantor_age_years"})
 """Features that may inform the model but never appear in a reason: clinical-adjacent or demographic."""

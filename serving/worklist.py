@@ -2,8 +2,10 @@
 
 Ranking by raw payment likelihood would call people who pay anyway; the list ranks by the expected incremental
 dollars of a call net of its cost MINUS the value of the best allowed alternative action (a text, e-mail,
-letter, portal message, or nothing). Every open account that is not on the list appears in the exclusions
-with the rule or reason that kept it off, so specialists and auditors can see why.
+letter, portal message, or nothing). `calls` is the team's capacity: the list holds that many of the best
+allowed calls. A call not expected to pay for itself (increment at or below zero) is still listed while capacity
+remains, flagged `below_break_even`, unless the caller asks for profitable calls only. Every open account that
+is not on the list appears in the exclusions with the rule or reason that kept it off.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ WORKLIST_COLUMNS = [
     "balance",
     "p_pay",
     "expected_value",
+    "below_break_even",
     "best_alternative",
     "reasons",
     "other_accounts",
@@ -55,8 +58,14 @@ def call_increment(scored: Scored) -> pd.DataFrame:
     )
 
 
-def build_worklist(scored: Scored, calls: int, policy: PolicyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(worklist with at most `calls` rows, exclusions: every other open account with why)."""
+def build_worklist(
+    scored: Scored, calls: int, policy: PolicyConfig, profitable_only: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(worklist of the `calls` best allowed calls, exclusions: every other open account with why).
+
+    With `profitable_only`, calls whose expected increment is not positive are left out (`call_not_worth_it`)
+    even when capacity remains; otherwise they fill it, flagged `below_break_even`.
+    """
     s = scored.scores
     if s.empty:
         return pd.DataFrame(columns=WORKLIST_COLUMNS), pd.DataFrame(columns=EXCLUSION_COLUMNS)
@@ -65,14 +74,15 @@ def build_worklist(scored: Scored, calls: int, policy: PolicyConfig) -> tuple[pd
     frame = pd.concat([s, inc, windows], axis=1)
     blocked = scored.policy.blocks
     call_blocks = blocked[blocked["channel"].astype(str) == "call"][["account_id", "rule", "detail"]]
-    worth = frame["call_allowed"] & (frame["increment"] > 0)
-    not_worth = frame[frame["call_allowed"] & ~worth]
-    ranked = frame[worth].sort_values(["increment", "account_id"], ascending=[False, True], kind="stable")
+    candidates = frame["call_allowed"] & ((frame["increment"] > 0) | (not profitable_only))
+    not_worth = frame[frame["call_allowed"] & ~candidates]
+    ranked = frame[candidates].sort_values(["increment", "account_id"], ascending=[False, True], kind="stable")
     kept, one_per_guarantor = one_call_per_guarantor(ranked, policy, score="increment")
     top, below = kept.head(calls), kept.iloc[calls:]
     out = top.assign(
         rank=np.arange(1, len(top) + 1),
         expected_value=top["increment"].round(MONEY_DIGITS),
+        below_break_even=top["increment"].to_numpy() <= 0,
         reasons=scored.reasons_for(top.index),
     )
     out["other_accounts"] = _other_accounts(s, out)
@@ -96,6 +106,29 @@ def build_worklist(scored: Scored, calls: int, policy: PolicyConfig) -> tuple[pd
     )[EXCLUSION_COLUMNS]
     exclusions = exclusions.sort_values(["account_id", "rule"], kind="stable").reset_index(drop=True)
     return out[WORKLIST_COLUMNS].reset_index(drop=True), exclusions
+
+
+def worklist_summary(listed: pd.DataFrame, calls: int) -> dict[str, float | int]:
+    """What a supervisor reads first: calls listed of capacity, how many pay for themselves, value at the cut."""
+    value = listed["expected_value"].to_numpy(dtype=float) if len(listed) else np.zeros(0)
+    paying = int((~listed["below_break_even"].astype(bool)).sum()) if len(listed) else 0
+    return {
+        "capacity": int(calls),
+        "listed": len(listed),
+        "paying_for_themselves": paying,
+        "below_break_even": len(listed) - paying,
+        "expected_value_total": round(float(value.sum()), MONEY_DIGITS),
+        "expected_value_at_cut": round(float(value[-1]), MONEY_DIGITS) if len(value) else 0.0,
+    }
+
+
+def summary_text(summary: dict[str, float | int]) -> str:
+    """One line for the CLI and the demo."""
+    return (
+        f"{summary['listed']:,} of {summary['capacity']:,} calls listed; {summary['paying_for_themselves']:,} expected "
+        f"to pay for themselves, {summary['below_break_even']:,} below break-even; expected value "
+        f"${summary['expected_value_total']:,.2f} in all, ${summary['expected_value_at_cut']:,.2f} at the cut"
+    )
 
 
 def _other_accounts(scores: pd.DataFrame, listed: pd.DataFrame) -> np.ndarray:

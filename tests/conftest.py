@@ -20,6 +20,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 BOOK_END = date(2026, 9, 30)
 BOOK_GUARANTORS = 10_000
 BOOK_SEED = 11
+TRAIN_THREADS = 2  # the session's trainings run alone, before the tests that start servers: both cores
 
 
 @dataclass
@@ -50,6 +51,27 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+def served_from_session(session: TrainedSession) -> object:
+    """The session's registered bundle as the API serves it, for apps that need not prove it in a child process
+    again (`create_app(settings, served)`); the real load is tested where loading is the point."""
+    import mlflow
+
+    from serving.api.model_holder import ServedModel
+    from serving.model_store import LoadedModel
+
+    version = session.result.version
+    client = mlflow.MlflowClient(tracking_uri=session.tracking_uri, registry_uri=session.tracking_uri)
+    digest = client.get_model_version("payrank", version).tags.get("payrank.digest")
+    mlflow.set_tracking_uri(session.tracking_uri)
+    mlflow.set_registry_uri(session.tracking_uri)
+    signature = mlflow.models.get_model_info(f"models:/payrank/{version}").signature
+    uri = "models:/payrank@champion"
+    loaded = LoadedModel(
+        session.trained.scorer, uri, "payrank", version, "champion", session.result.run_id, digest=digest
+    )
+    return ServedModel(loaded, signature.inputs)
+
+
 @pytest.fixture(scope="session")
 def trained_session(generated, session_home: Path) -> TrainedSession:
     """The generated book trained as of its last day, logged and registered as champion."""
@@ -58,7 +80,7 @@ def trained_session(generated, session_home: Path) -> TrainedSession:
 
     book, truth = generated
     uri = f"sqlite:///{session_home / 'mlflow.db'}"
-    cfg = TrainConfig(as_of=BOOK_END, tracking_uri=uri, num_threads=1)
+    cfg = TrainConfig(as_of=BOOK_END, tracking_uri=uri, num_threads=TRAIN_THREADS)
     trained = train_bundle(book, cfg)
     result = log_and_register(trained, cfg)
     book_dir = write_book(book, session_home / "book", "parquet", truth)

@@ -230,11 +230,14 @@ def test_a_malformed_key_hash_is_refused_without_echoing_it(monkeypatch):
     assert "my-secret-plain-key" not in str(err.value)
 
 
-def test_no_key_no_app_unless_explicitly_allowed(trained_session):
+def test_no_key_no_app_unless_explicitly_allowed(trained_session, client):
     with pytest.raises(AuthConfigError, match="PAYRANK_API_KEY_HASHES"):
         create_app(make_settings(trained_session, api_keys=[]))
-    with TestClient(create_app(make_settings(trained_session, api_keys=[], allow_no_auth=True))) as open_client:
+    served = client.app.state.holder.current  # the model as loaded: no second check process
+    app = create_app(make_settings(trained_session, api_keys=[], allow_no_auth=True), served)
+    with TestClient(app) as open_client:
         assert open_client.get("/v1/model").status_code == 200
+        assert open_client.post("/v1/score", content=b"{not json").status_code == 422
 
 
 def test_payrank_serve_refuses_to_start_without_a_key(monkeypatch):
@@ -263,7 +266,8 @@ def test_a_broken_book_names_table_column_and_keys(client, records):
     (item,) = r.json()["detail"]
     assert item["loc"] == ["book", "transactions", "amount"]
     tx = records["transactions"][0]["transaction_id"]
-    assert item["msg"].startswith("2 unparseable number") and f"transaction_id={tx} value='abc'" in item["msg"]
+    assert item["msg"].startswith("2 unparseable number") and f"transaction_id={tx}" in item["msg"]
+    assert "abc" not in r.text and "12.x" not in r.text  # rows are named by key, values never echoed
 
 
 def _bad_bodies(records: dict[str, list]) -> list[tuple[str, Any, tuple]]:
@@ -326,7 +330,7 @@ def test_malformed_bodies_are_4xx(client, body, ctype):
         assert "detail" in r.json()
 
 
-@pytest.mark.parametrize("calls", [-1, 10**9, 2.5, "ten", None, 10**40])
+@pytest.mark.parametrize("calls", [-1, 10**9, 2.5, "ten", None, 10**40, True, "5", 5.0])
 def test_bad_calls_are_422(client, records, calls):
     r = client.post("/v1/worklist", json={"as_of": AS_OF, "book": records, "calls": calls}, headers=AUTH)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "calls"]
@@ -429,10 +433,11 @@ def alias_version(trained_session, served_version) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def small_client(trained_session, alias_version) -> Iterator[TestClient]:
-    """An app with a 64 kB body limit serving the `api-test` alias."""
+def small_client(trained_session, alias_version, client) -> Iterator[TestClient]:
+    """An app with a 64 kB body limit configured for the `api-test` alias; it starts with the main client's
+    model (the same version) as loaded, and its reloads load the alias."""
     settings = make_settings(trained_session, max_body_bytes=64_000, model_uri="models:/payrank@api-test")
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, client.app.state.holder.current)) as c:
         yield c
 
 
@@ -538,8 +543,149 @@ def test_metrics_count_rows_latency_and_model(client, scored, served_version):
     assert samples[info] == 1.0
 
 
-def test_metrics_can_be_public(trained_session):
-    app = create_app(make_settings(trained_session, metrics_public=True))
+def test_metrics_can_be_public(trained_session, client):
+    app = create_app(make_settings(trained_session, metrics_public=True), client.app.state.holder.current)
     with TestClient(app) as c:
         assert c.get("/metrics").status_code == 200
         assert c.get("/v1/model").status_code == 401
+
+
+# ---- issue 10: bounds, huge numbers, no echo, authentication first, documented statuses --------------------------
+
+
+def _problem(r: Any, table: str, column: str) -> str:
+    assert r.status_code == 422, r.text[:300]
+    items = [d for d in r.json()["detail"] if d["loc"] == ["book", table, column]]
+    assert items, r.json()["detail"]
+    return items[0]["msg"]
+
+
+@pytest.mark.parametrize("path", ["/v1/score", "/v1/worklist"])
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [
+        ("transactions", "posted_date", "9999-12-31"),
+        ("accounts", "service_date", "0001-01-01"),
+        ("contacts", "contacted_at", "4321"),
+        ("contacts", "contacted_at", "now"),
+        ("contacts", "contacted_at", "2026-09"),
+        ("transactions", "amount", 1e308),
+        ("guarantors", "birth_year", -5),
+        ("guarantors", "birth_year", 3000),
+    ],
+)
+def test_out_of_range_values_are_422_naming_table_column_and_key(client, records, path, table, column, value):
+    """These were 500s (OutOfBoundsDatetime), or 200 with `balance: null` for a 1e308 charge."""
+    book = _with(records, table, 0, **{column: value})
+    if table == "transactions":  # a charge, so the sign agrees with the kind
+        book = _with(book, table, 0, kind="charge")
+    r = client.post(path, json={"as_of": AS_OF, "book": book}, headers=AUTH)
+    msg = _problem(r, table, column)
+    key = {"guarantors": "guarantor_id", "accounts": "account_id", "transactions": "transaction_id"}.get(
+        table, "contact_id"
+    )
+    assert f"{key}={records[table][0][key]}" in msg
+    assert str(value) not in r.text and repr(value) not in r.text
+
+
+def test_as_of_out_of_range_is_422_without_echo(client, records):
+    r = client.post("/v1/score", json={"as_of": "1600-01-01", "book": records}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "as_of"] and "1600" not in r.text
+
+
+SECRETS = {
+    ("guarantors", "zip3"): "02139",
+    ("contacts", "outcome"): "spoke to John Q Public, SSN 123-45-6789, will pay",
+    ("accounts", "service_date"): "z" * 100_000,
+    ("transactions", "amount"): "twelve hundred",
+    ("guarantors", "state"): "Massachusetts",
+}
+
+
+@pytest.mark.parametrize("path", ["/v1/score", "/v1/worklist"])
+def test_error_bodies_never_echo_submitted_values(client, records, path):
+    """422 bodies quoted values (`value='02139'`, a free-text outcome with a name and SSN, a 100 kB value)."""
+    book = records
+    for (table, column), secret in SECRETS.items():
+        book = _with(book, table, 1, **{column: secret})
+    odd_key = "k" * 10_000  # an unknown column a client made up: ignored, like a CSV's extra column
+    book = _with(book, "accounts", 0, **{odd_key: "x"})
+    r = client.post(path, json={"as_of": AS_OF, "book": book}, headers=AUTH)
+    assert r.status_code == 422 and len(r.content) < 4_000, len(r.content)
+    assert {tuple(d["loc"][1:]) for d in r.json()["detail"]} == set(SECRETS)
+    for secret in SECRETS.values():
+        assert secret[:40] not in r.text
+    nested = client.post(path, json={"as_of": AS_OF, "book": {**records, odd_key: []}}, headers=AUTH)
+    assert nested.status_code == 422 and odd_key not in nested.text and len(nested.content) < 2_000
+
+
+def _split(feature_rows: pd.DataFrame, column: str, value: Any) -> dict:
+    split = json.loads(feature_rows.head(2).to_json(orient="split", index=False))
+    for row in split["data"]:  # the whole column: a column of ints was a category by one format, not another
+        row[split["columns"].index(column)] = value
+    return {"dataframe_split": split}
+
+
+def _records(feature_rows: pd.DataFrame, column: str, value: Any) -> dict:
+    rows = json.loads(feature_rows.head(2).to_json(orient="records"))
+    for row in rows:
+        row[column] = value
+    return {"dataframe_records": rows}
+
+
+@pytest.mark.parametrize("shape", [_split, _records], ids=["dataframe_split", "dataframe_records"])
+@pytest.mark.parametrize(
+    ("column", "value", "words"),
+    [
+        ("balance", True, "booleans are not numbers"),
+        ("n_payments", False, "booleans are not numbers"),
+        ("payer_class", 3, "must be strings"),
+        ("state", 1.5, "must be strings"),
+        ("balance", 10**400, "finite"),
+        ("balance", "1e400", "finite"),
+        ("balance", "lots", "must be numbers"),
+    ],
+)
+def test_invocations_judge_values_alike_in_every_format(client, feature_rows, shape, column, value, words):
+    """A numeric category was 400 by `dataframe_split` and 200 by `dataframe_records`; booleans passed as 1.0;
+    10**400 was a 500. Every format now gives the same 400 naming the column, and never echoes the value."""
+    r = _post_features(client, shape(feature_rows, column, value))
+    assert r.status_code == 400, r.text[:300]
+    body = r.json()
+    assert body["detail"][0]["loc"] == ["body", column] and words in body["message"]
+    assert "lots" not in r.text and "1e400" not in r.text
+
+
+def test_invocations_refuse_infinity_and_deep_bodies_with_400(client, feature_rows):
+    text = json.dumps(_split(feature_rows, "balance", 0.0)).replace("0.0", "Infinity", 1)
+    r = _post_features(client, text)
+    assert r.status_code == 400 and "finite" in r.json()["message"]
+    for path in ("/invocations", "/v1/score", "/v1/worklist"):
+        deep = client.post(path, content=b"[" * 100_000, headers={**AUTH, "Content-Type": "application/json"})
+        assert deep.status_code == 400, (path, deep.status_code, deep.text[:200])
+
+
+@pytest.mark.parametrize("path", ["/v1/score", "/v1/worklist", "/invocations", "/v1/admin/reload"])
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}], ids=["no-key", "wrong-key"])
+def test_the_key_is_checked_before_the_body_is_read(client, path, headers):
+    """Malformed JSON without a key was a 422 on /v1/score and /v1/worklist: the body was parsed first."""
+    for body in (b"{not json", b"[" * 100_000, b'{"as_of": "9999-12-31"}'):
+        r = client.post(path, content=body, headers={**headers, "Content-Type": "application/json"})
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "X-API-Key", (path, r.text[:200])
+    assert client.get("/no-such-route").status_code == 401  # unknown paths tell nothing either
+
+
+def test_every_error_status_is_in_the_openapi_schema(client):
+    paths = client.get("/openapi.json", headers=AUTH).json()["paths"]
+
+    def codes(path: str, method: str) -> set[str]:
+        return set(paths[path][method]["responses"])
+
+    common = {"400", "413", "500"}
+    assert common | {"200", "401", "422", "503"} <= codes("/v1/score", "post")
+    assert common | {"200", "401", "422", "503"} <= codes("/v1/worklist", "post")
+    assert common | {"200", "401", "415", "503"} <= codes("/invocations", "post")
+    assert common | {"200", "401", "409", "503"} <= codes("/v1/admin/reload", "post")
+    assert common | {"200", "401", "503"} <= codes("/v1/model", "get")
+    assert common | {"200", "503"} <= codes("/ping", "get") and "401" not in codes("/ping", "get")
+    assert "401" in codes("/metrics", "get") and "401" in codes("/version", "get")

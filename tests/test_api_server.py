@@ -22,7 +22,7 @@ from mlflow.utils.proto_json_utils import dump_input_data
 from serving.api import create_app
 from serving.api.books import book_records
 from serving.api.settings import ApiSettings
-from tests.conftest import BOOK_END
+from tests.conftest import BOOK_END, served_from_session
 from training.pyfunc_model import example_as_strings
 from training.scorer import OUTPUT_COLUMNS
 
@@ -53,7 +53,8 @@ def server(trained_session) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_config=None, access_log=False, timeout_graceful_shutdown=5)
+    app = create_app(settings, served_from_session(trained_session))  # loading is tested by `payrank serve` below
+    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -156,3 +157,24 @@ def test_payrank_serve_runs_the_api(trained_session, tmp_path: Path):
     logged = [json.loads(line) for line in text.splitlines()]  # every line is one JSON object
     assert all({"ts", "level", "logger", "msg"} <= set(entry) for entry in logged), text[-2000:]
     assert sum(entry["msg"] == "request" for entry in logged) >= 3 and KEY not in text
+
+
+LOG_CHILD = """
+import numpy as np, lightgbm as lgb
+from serving.api.logging import configure_logging
+configure_logging("info")
+np.exp(np.array([1000.0]))  # numpy's RuntimeWarnings went to stderr as raw text
+np.array([1.0]) / np.array([0.0])
+X = np.random.default_rng(0).normal(size=(50, 2))
+lgb.train({"objective": "binary", "verbose": 1, "num_leaves": 4}, lgb.Dataset(X, (X[:, 0] > 0) * 1.0), 2)
+"""
+
+
+def test_warnings_and_lightgbm_messages_are_json_log_lines(tmp_path: Path):
+    """A server's stderr had 270 lines that were not JSON: numpy's warnings and LightGBM's own messages."""
+    proc = subprocess.run([sys.executable, "-c", LOG_CHILD], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in (proc.stdout + proc.stderr).splitlines()]  # every line is JSON
+    warned = [line["msg"] for line in lines if line["logger"] == "py.warnings"]
+    assert len(warned) == 2 and "overflow encountered in exp" in warned[0] and "divide by zero" in warned[1]
+    assert sum(line["logger"] == "lightgbm" and "[LightGBM]" in line["msg"] for line in lines) >= 3

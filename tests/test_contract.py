@@ -69,7 +69,7 @@ BROKEN = [
         lambda r: _set(r, "accounts", "service_date", 0, "05/01/2026"),
         "accounts",
         "service_date",
-        "05/01/2026",
+        "account_id=a1",
     ),
     (
         "bad timestamp",
@@ -83,10 +83,10 @@ BROKEN = [
         lambda r: _set(r, "guarantors", "sms_consent", 1, "maybe"),
         "guarantors",
         "sms_consent",
-        "maybe",
+        "guarantor_id=g2",
     ),
-    ("unknown enum", lambda r: _set(r, "contacts", "channel", 1, "fax"), "contacts", "channel", "fax"),
-    ("unknown state", lambda r: _set(r, "guarantors", "state", 0, "ZZ"), "guarantors", "state", "ZZ"),
+    ("unknown enum", lambda r: _set(r, "contacts", "channel", 1, "fax"), "contacts", "channel", "contact_id=c2"),
+    ("unknown state", lambda r: _set(r, "guarantors", "state", 0, "ZZ"), "guarantors", "state", "guarantor_id=g1"),
     (
         "duplicate key",
         lambda r: _set(r, "transactions", "transaction_id", 1, "t1"),
@@ -99,14 +99,14 @@ BROKEN = [
         lambda r: _set(r, "accounts", "guarantor_id", 2, "g9"),
         "accounts",
         "guarantor_id",
-        "g9",
+        "account_id=a3",
     ),
     (
         "dangling contact",
         lambda r: _set(r, "contacts", "account_id", 0, "a77"),
         "contacts",
         "account_id",
-        "a77",
+        "contact_id=c1",
     ),
     (
         "sign contradicts kind",
@@ -283,3 +283,136 @@ def test_a_text_column_of_mixed_python_objects_is_read_as_text():
     book = validate_tables(raw)
     assert book.accounts.loc[0, "facility_id"] == "17"
     assert book.accounts["facility_id"].dtype == pandas_dtype(TABLES["accounts"].column("facility_id"))
+
+
+# ---- bounds, strict timestamps and messages that never quote a value (issue 10) -----------------------------
+
+OUT_OF_RANGE = [
+    # (table, column, row, value, the row key the message must name)
+    ("accounts", "service_date", 0, "0001-01-01", "account_id=a1"),
+    ("accounts", "service_date", 1, "1899-12-31", "account_id=a2"),
+    ("transactions", "posted_date", 2, "9999-12-31", "transaction_id=t3"),
+    ("transactions", "posted_date", 3, "2201-01-01", "transaction_id=t4"),
+    ("holds", "start_date", 0, "1677-09-21", "account_id=a3"),  # holds have no key of their own
+    ("contacts", "contacted_at", 0, "9999-12-31T00:00:00", "contact_id=c1"),
+    ("contacts", "contacted_at", 1, "0001-01-01 00:00", "contact_id=c2"),
+    ("contacts", "contacted_at", 2, "2262-04-12T00:00:00Z", "contact_id=c3"),
+    ("transactions", "amount", 0, "1e308", "transaction_id=t1"),
+    ("transactions", "amount", 0, "1000000000.01", "transaction_id=t1"),
+    ("transactions", "amount", 1, "-2e9", "transaction_id=t2"),
+    ("guarantors", "birth_year", 0, "-5", "guarantor_id=g1"),
+    ("guarantors", "birth_year", 0, "3000", "guarantor_id=g1"),
+    ("guarantors", "birth_year", 0, "1899", "guarantor_id=g1"),
+]
+
+
+@pytest.mark.parametrize(("table", "column", "row", "value", "key"), OUT_OF_RANGE)
+def test_values_out_of_range_are_problems_naming_table_column_and_row(table, column, row, value, key):
+    """Far dates were 500s/tracebacks (pandas' nanosecond timestamps), 1e308 became inf, −5 was a birth year."""
+    raw = _set(raw_tables(), table, column, row, value)
+    with pytest.raises(BookError) as info:
+        validate_tables(raw)
+    (problem,) = info.value.problems
+    assert (problem.table, problem.column) == (table, column)
+    assert "out of range" in problem.message and key in problem.message
+    assert value not in str(problem)
+
+
+def test_the_edges_of_the_ranges_are_allowed():
+    raw = raw_tables()
+    _set(raw, "accounts", "service_date", 0, "1900-01-01")
+    _set(raw, "contacts", "contacted_at", 0, "2200-12-31T23:59:59.999999")
+    _set(raw, "transactions", "amount", 0, "1000000000")
+    _set(raw, "transactions", "amount", 1, "-1000000000.00")
+    _set(raw, "guarantors", "birth_year", 0, "1900")
+    book = validate_tables(raw)
+    assert book.transactions["amount"].abs().max() == 1e9
+    assert book.contacts["contacted_at"].max() == pd.Timestamp("2200-12-31 23:59:59.999999")
+
+
+@pytest.mark.parametrize("value", ["now", "today", "2026", "2026-09", "4321", "2026-09-30", "2026-09-30T7", "tomorrow"])
+def test_timestamps_must_be_strict_iso(value):
+    raw = _set(raw_tables(), "contacts", "contacted_at", 1, value)
+    with pytest.raises(BookError) as info:
+        validate_tables(raw)
+    (problem,) = info.value.problems
+    assert (problem.table, problem.column) == ("contacts", "contacted_at")
+    assert "unparseable timestamp" in problem.message and "contact_id=c2" in problem.message
+
+
+def test_typed_dates_out_of_range_from_parquet_are_problems_too():
+    """Parquet hands over datetime64 columns (microseconds can hold year 9999): checked, not cast and crashed."""
+    raw = raw_tables()
+    raw["accounts"]["service_date"] = pd.to_datetime(["2026-01-05", "9999-12-31", "2026-03-01"]).as_unit("us")
+    stamps = pd.to_datetime(["2026-02-15T14:00", "2026-02-20T15:30", "0001-01-01T00:00"]).as_unit("us")
+    raw["contacts"]["contacted_at"] = stamps.tz_localize("UTC")
+    with pytest.raises(BookError) as info:
+        validate_tables(raw)
+    found = {(p.table, p.column): p.message for p in info.value.problems}
+    assert set(found) == {("accounts", "service_date"), ("contacts", "contacted_at")}
+    assert "account_id=a2" in found["accounts", "service_date"] and "contact_id=c3" in found["contacts", "contacted_at"]
+
+
+SECRETS = ["02139", "John Q Public SSN 123-45-6789", "x" * 100_000, "9999-12-31", "1e308", "fax-machine"]
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "row"),
+    [
+        ("guarantors", "zip3", 0),
+        ("guarantors", "birth_year", 1),
+        ("guarantors", "state", 0),
+        ("guarantors", "has_mobile", 1),
+        ("accounts", "service_date", 2),
+        ("accounts", "guarantor_id", 0),
+        ("transactions", "amount", 1),
+        ("transactions", "kind", 2),
+        ("contacts", "outcome", 0),
+        ("contacts", "contacted_at", 1),
+        ("contacts", "propensity", 2),
+        ("holds", "end_date", 0),
+        ("holds", "account_id", 0),
+        ("transactions", "transaction_id", 3),  # the key itself: the row is named by position
+    ],
+)
+@pytest.mark.parametrize("secret", SECRETS, ids=["zip", "name-ssn", "100kB", "date", "huge", "word"])
+def test_no_message_quotes_the_value_it_refuses(table, column, row, secret):
+    """Messages reach API clients and logs: they name table, column and row key, never the submitted value."""
+    raw = _set(raw_tables(), table, column, row, secret)
+    try:
+        validate_tables(raw)
+    except BookError as exc:
+        text = str(exc)
+        assert secret not in text and len(text) < 2000
+        assert any(p.table == table and p.column == column for p in exc.problems), text
+    else:  # only a key may be any text
+        assert column == "transaction_id"
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("2026-09-30", True),
+        ("1900-01-01", True),
+        ("2200-12-31", True),
+        ("1899-12-31", False),
+        ("2201-01-01", False),
+        ("9999-12-31", False),
+        ("1600-01-01", False),
+        ("20260930", False),
+        ("2026-9-30", False),
+        ("2026-02-30", False),
+        (" 2026-09-30", False),
+        ("today", False),
+        (20260930, False),
+    ],
+)
+def test_as_of_days_are_checked_in_the_validator(text, ok):
+    from features.validate import parse_day
+
+    if ok:
+        assert parse_day(text).isoformat() == text
+    else:
+        with pytest.raises(ValueError) as info:
+            parse_day(text)
+        assert str(text) not in str(info.value)

@@ -181,6 +181,13 @@ def test_outreach_history(features: pd.DataFrame) -> None:
     a5 = features.loc["A5"]
     assert (a5.n_email_30d, a5.n_email_90d, a5.days_since_last_email) == (0.0, 1.0, 30.0)
     assert (a5.n_wrong_number_calls, a5.n_right_party_calls_90d) == (1.0, 0.0)
+    # A1's calls by the end of T: C01 and C04 reached G1, C02 and C03 did not; A5's: C11, a wrong number
+    assert a1.n_calls_ever == 4.0 and a5.n_calls_ever == 1.0
+    # the guarantor's year: A2 (also G1's) shares A1's calls and rate; A7's guarantor was never called
+    g = features[["guarantor_calls_365d", "guarantor_right_party_rate_365d"]]
+    assert g.loc["A1"].tolist() == g.loc["A2"].tolist() == [4.0, 0.5]
+    assert g.loc["A5"].tolist() == [1.0, 0.0]
+    assert g.loc["A7", "guarantor_calls_365d"] == 0.0 and np.isnan(g.loc["A7", "guarantor_right_party_rate_365d"])
     assert np.isnan(a5.days_since_last_right_party)
     assert features.loc["A2", "n_contacts_30d"] == 0.0  # its contacts are on T+1
 
@@ -254,6 +261,12 @@ def test_next_day_actions_by_hand() -> None:
     assert got["action_next"].tolist() == ["none", "call", "sms", "letter"]
     assert list(got["action_next"].cat.categories) == list(ACTIONS)
     np.testing.assert_array_equal(got["action_propensity"], [np.nan, 0.25, 0.7, np.nan])
+    assert got["outcome_next"].astype(object).where(got["outcome_next"].notna(), None).tolist() == [
+        None,
+        "right_party",
+        "delivered",
+        "sent",
+    ]
 
 
 def test_snapshots_join_features_and_labels_and_refuse_unobserved_windows() -> None:

@@ -389,12 +389,25 @@ def test_one_call_per_guarantor_keeps_the_best_ranked() -> None:
 
 
 def test_defaults_when_no_file(tmp_path: Path) -> None:
-    assert load_policy(None) == PolicyConfig() == load_policy(tmp_path / "absent.toml")
+    assert load_policy(None) == PolicyConfig()
     c = PolicyConfig()
     assert (c.max_calls_per_7_days, c.right_party_cooldown_days, c.call_hours_local) == (7, 7, [8, 21])
     assert (c.calls_autodialled, c.one_call_per_guarantor_per_day) == (False, True)
     assert c.blocking_holds == list(HOLD_KINDS)
     assert c.state_overrides["MA"].max_calls_per_7_days == 2
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "not utf-8"])
+def test_a_policy_file_that_is_not_there_is_an_error(tmp_path: Path, kind: str) -> None:
+    """A compliance configuration that cannot be read stops the job; it never falls back to the defaults."""
+    path = tmp_path / "policy.toml"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "not utf-8":
+        path.write_bytes(b"max_calls_per_7_days = \xff\n")
+    with pytest.raises(PolicyConfigError) as info:
+        load_policy(path)
+    assert "policy.toml" in str(info.value)
 
 
 def test_example_file_loads() -> None:

@@ -62,10 +62,10 @@ def test_reasons_are_plain_and_never_clinical(scored):
 def test_worklist_is_compliant_one_per_guarantor_and_bounded(listed, scored):
     wl, excluded = listed
     assert list(wl.columns) == WORKLIST_COLUMNS
-    # only calls expected to pay for themselves are listed; the list is cut at capacity and nowhere else
-    assert 50 <= len(wl) <= CALLS
-    assert (wl["expected_value"] >= 0).all()  # > 0 before rounding to cents
-    assert len(wl) == CALLS or not (excluded["rule"] == "over_capacity").any()
+    # the list fills the day's capacity with the best allowed calls, one per guarantor
+    assert len(wl) == CALLS
+    assert (wl["below_break_even"] == (wl["expected_value"] <= 0)).all()
+    assert not (excluded["rule"] == "call_not_worth_it").any()
     assert wl["guarantor_id"].is_unique
     assert list(wl["rank"]) == list(range(1, len(wl) + 1))
     assert wl["expected_value"].is_monotonic_decreasing
@@ -152,7 +152,10 @@ def test_channel_costs_are_configuration(trained_session, monkeypatch):
         trained_session.book, BOOK_END, trained_session.trained.scorer, PolicyConfig(), "x", costs=costs
     )
     assert not (scored.scores["best_channel"] == "call").any()
-    assert build_worklist(scored, CALLS, PolicyConfig())[0].empty
+    every, _ = build_worklist(scored, CALLS, PolicyConfig())
+    assert len(every) == CALLS and every["below_break_even"].all()  # capacity is filled, every call flagged
+    profitable, left_out = build_worklist(scored, CALLS, PolicyConfig(), profitable_only=True)
+    assert profitable.empty and (left_out["rule"] == "call_not_worth_it").sum() > CALLS
 
 
 @pytest.mark.parametrize("bad", ['{"fax": 1}', '{"call": -1}'])
@@ -176,3 +179,19 @@ def test_worklist_reasons_computed_late_equal_full_scoring(trained_session, scor
     full = scored.scores.set_index("account_id")["reasons"]
     assert late["reasons"].tolist() == full.loc[late["account_id"]].tolist()
     assert late["account_id"].tolist() == listed[0]["account_id"].tolist()
+
+
+def test_the_list_is_empty_only_when_no_call_is_allowed(scored):
+    """Capacity beyond the allowed calls lists every allowed guarantor once; the summary counts what pays."""
+    from serving.worklist import summary_text, worklist_summary
+
+    allowed = scored.scores.loc[scored.policy.allowed["call"].to_numpy(), "guarantor_id"].nunique()
+    wl, excluded = build_worklist(scored, 10 * allowed, PolicyConfig())
+    assert len(wl) == allowed and not (excluded["rule"] == "over_capacity").any()
+    summary = worklist_summary(wl, 10 * allowed)
+    assert summary["listed"] == allowed == summary["paying_for_themselves"] + summary["below_break_even"]
+    assert summary["paying_for_themselves"] == int((~wl["below_break_even"]).sum()) > 0
+    assert summary["expected_value_at_cut"] == wl["expected_value"].iloc[-1] < 0
+    assert f"{allowed:,} of {10 * allowed:,} calls listed" in summary_text(summary)
+    profitable, _ = build_worklist(scored, 10 * allowed, PolicyConfig(), profitable_only=True)
+    assert len(profitable) == summary["paying_for_themselves"] and not profitable["below_break_even"].any()

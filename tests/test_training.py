@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import numpy as np
@@ -14,7 +15,7 @@ from features.schema import CHANNELS
 from tests.conftest import BOOK_END
 from training.policy_value import action_values, best_action, receivable_actions
 from training.registry import Gate, decide
-from training.windows import Windows, check_no_overlap, plan_windows
+from training.windows import check_no_overlap, plan_windows
 
 
 @pytest.fixture(scope="module")
@@ -93,24 +94,25 @@ def test_holdout_policy_value_is_estimated_with_intervals(trained_session):
 
 
 def test_windows_never_overlap_and_stop_before_as_of():
-    w = plan_windows(BOOK_END, BOOK_END - timedelta(days=449), horizon=30, step=3, n_fit=60)
+    w = plan_windows(BOOK_END, BOOK_END - timedelta(days=449), horizon=30, step=1)
     check_no_overlap(w)
-    assert max(w.holdout) + timedelta(days=30) <= BOOK_END
+    assert max(w.holdout) + timedelta(days=30) == BOOK_END
     assert max(w.fit) + timedelta(days=30) <= min(w.valid)
+    assert max(w.valid) + timedelta(days=30) <= min(w.holdout)
+    # the served model's window is the most recent labelled one, and its calibration the latest days of it
+    assert max(w.final) == max(w.holdout) and len(w.final) == 180
+    assert set(w.recent) <= set(w.final) and min(w.recent) == max(w.final) - timedelta(days=29)
+    assert len(w.holdout) == 14 and w.days() == sorted(set(w.fit) | set(w.valid) | set(w.holdout) | set(w.final))
 
 
 def test_overlapping_label_windows_fail():
     w = plan_windows(BOOK_END, BOOK_END - timedelta(days=449))
-    leaky = Windows(
-        fit=(*w.fit, min(w.valid) - timedelta(days=5)),
-        valid=w.valid,
-        calib=w.calib,
-        holdout=w.holdout,
-        horizon=w.horizon,
-        as_of=w.as_of,
-    )
+    leaky = dataclasses.replace(w, fit=(*w.fit, min(w.valid) - timedelta(days=5)))
     with pytest.raises(ValueError, match="overlaps"):
         check_no_overlap(leaky)
+    late = dataclasses.replace(w, final=(*w.final, BOOK_END - timedelta(days=10)))
+    with pytest.raises(ValueError, match="final label window past"):
+        check_no_overlap(late)
 
 
 def test_too_short_a_book_is_refused_clearly():
@@ -143,16 +145,39 @@ def test_training_ignores_everything_after_as_of():
     assert full.calibration == past.calibration
 
 
+EVIDENCE = {"policy_lo": 11.0, "logged_value": 10.0}  # the challenger's policy beats the logged one
+
+
 @pytest.mark.parametrize(
     ("new", "old", "promoted"),
     [
-        ({"auc": 0.80, "policy_value": 10.0}, None, True),
-        ({"auc": 0.80, "policy_value": 10.0}, {"auc": 0.80, "policy_value": 10.0}, True),
-        ({"auc": 0.796, "policy_value": 10.0}, {"auc": 0.80, "policy_value": 10.0}, True),
-        ({"auc": 0.794, "policy_value": 11.0}, {"auc": 0.80, "policy_value": 10.0}, False),
-        ({"auc": 0.85, "policy_value": 9.9}, {"auc": 0.80, "policy_value": 10.0}, False),
-        ({"auc": float("nan"), "policy_value": 10.0}, {"auc": 0.80, "policy_value": 10.0}, False),
+        ({"auc": 0.80, "policy_value": 10.0, **EVIDENCE}, None, True),
+        ({"auc": 0.80, "policy_value": 10.0, **EVIDENCE}, {"auc": 0.80, "policy_value": 10.0}, True),
+        ({"auc": 0.796, "policy_value": 10.0, **EVIDENCE}, {"auc": 0.80, "policy_value": 10.0}, True),
+        ({"auc": 0.794, "policy_value": 11.0, **EVIDENCE}, {"auc": 0.80, "policy_value": 10.0}, False),
+        ({"auc": 0.85, "policy_value": 9.9, **EVIDENCE}, {"auc": 0.80, "policy_value": 10.0}, False),
+        ({"auc": float("nan"), "policy_value": 10.0, **EVIDENCE}, {"auc": 0.80, "policy_value": 10.0}, False),
+        # better on every number, but its policy is not estimated to beat the logged policy: no replacement
+        (
+            {"auc": 0.90, "policy_value": 20.0, "policy_lo": 9.5, "logged_value": 10.0},
+            {"auc": 0.8, "policy_value": 1},
+            False,
+        ),
+        ({"auc": 0.90, "policy_value": 20.0}, {"auc": 0.80, "policy_value": 10.0}, False),  # no evidence at all
     ],
 )
 def test_promotion_gate(new, old, promoted):
     assert decide(new, old, Gate(max_auc_drop=0.005, max_value_drop=0.0))[0] is promoted
+
+
+def test_a_first_model_without_policy_evidence_is_promoted_with_a_warning():
+    ok, reason = decide({"auc": 0.8, "policy_value": 5.0, "policy_lo": 4.0, "logged_value": 6.0}, None, Gate())
+    assert ok and "warning" in reason and "not estimated to beat the logged policy" in reason
+    ok, reason = decide({"auc": 0.8, "policy_value": 5.0, "policy_lo": 7.0, "logged_value": 6.0}, None, Gate())
+    assert ok and "warning" not in reason
+    ok, reason = decide(
+        {"auc": 0.8, "policy_value": 5.0, "policy_lo": 4.0, "logged_value": 6.0},
+        {"auc": 0.7, "policy_value": 1.0},
+        Gate(),
+    )
+    assert not ok and "DR lower bound 4.0000 vs logged 6.0000" in reason

@@ -1,4 +1,7 @@
-"""Fitting the three parts of a bundle: payment likelihood (+ calibration), share paid, channel response."""
+"""Fitting the payment parts of a bundle: payment likelihood, its calibration, and the share paid.
+
+The channel response is fit in training.channel_fit.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,15 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from features.schema import ACTIONS
-from training.scorer import IsotonicMap
-from training.uplift import OffsetUpliftLearner
+from training.scorer import IsotonicMap, sigmoid
 
 PAYMENT_PARAMS: dict[str, Any] = {
     "objective": "binary",
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 31,
-    "min_child_samples": 50,
-    "feature_fraction": 0.8,
+    "min_child_samples": 300,
+    "feature_fraction": 0.5,
+    "max_bin": 63,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "lambda_l2": 1.0,
@@ -32,7 +34,7 @@ AMOUNT_PARAMS: dict[str, Any] = {
     "min_child_samples": 50,
     "verbose": -1,
 }
-PROPENSITY_WEIGHT_CLIP = (1.0, 20.0)
+CALIBRATION_FOLDS = 2
 
 
 def fit_payment_model(
@@ -53,8 +55,42 @@ def fit_payment_model(
         train,
         num_boost_round=max_rounds,
         valid_sets=[valid],
-        callbacks=[lgb.early_stopping(50, verbose=False)],
+        callbacks=[lgb.early_stopping(30, verbose=False)],
     )
+
+
+def refit_payment_model(
+    X: pd.DataFrame, y: np.ndarray, rounds: int, seed: int = 0, num_threads: int = 0
+) -> lgb.Booster:
+    """The payment model on a final window with a number of rounds chosen earlier (no early stopping)."""
+    params = {**PAYMENT_PARAMS, "seed": seed, "num_threads": num_threads, "deterministic": True}
+    return lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=max(1, rounds))
+
+
+def crossfit_calibration(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    calibrate: np.ndarray,
+    rounds: int,
+    seed: int = 0,
+    num_threads: int = 0,
+    folds: int = CALIBRATION_FOLDS,
+) -> IsotonicMap:
+    """Isotonic calibration of `refit_payment_model` on rows it never saw, without setting any aside.
+
+    Rows are split into folds by `groups` (guarantors: one person's rows stay together); for each fold the model
+    is refit on the other folds and predicts the fold's rows marked `calibrate` (the latest labelled days). The
+    isotonic map is fit on those out-of-fold predictions and applied to the model refit on every row.
+    """
+    fold = np.asarray(pd.factorize(np.asarray(groups))[0]) % folds
+    calibrate = np.asarray(calibrate, dtype=bool)
+    raw = np.full(len(y), np.nan)
+    for k in range(folds):
+        model = refit_payment_model(X[fold != k], y[fold != k], rounds, seed, num_threads)
+        rows = calibrate & (fold == k)
+        raw[rows] = sigmoid(model.predict(X[rows], raw_score=True, num_threads=num_threads))
+    return fit_calibration(raw[calibrate], y[calibrate])
 
 
 def fit_calibration(p_uncalibrated: np.ndarray, y: np.ndarray) -> IsotonicMap:
@@ -71,25 +107,3 @@ def fit_amount_model(
         return None
     params = {**AMOUNT_PARAMS, "seed": seed, "num_threads": num_threads, "deterministic": True}
     return lgb.train(params, lgb.Dataset(X, label=np.clip(share_paid, 0.0, 1.0)), num_boost_round=rounds)
-
-
-def propensity_weights(propensity: np.ndarray) -> np.ndarray:
-    """Inverse logged propensity, clipped; rows without one get the median weight of those with one."""
-    p = np.asarray(propensity, dtype=float)
-    w = np.clip(1.0 / p, *PROPENSITY_WEIGHT_CLIP)
-    fill = float(np.nanmedian(w)) if np.isfinite(w).any() else 1.0
-    return np.where(np.isfinite(w), w, fill)
-
-
-def fit_channel_model(
-    X_fit: pd.DataFrame,
-    action_fit: np.ndarray,
-    y_fit: np.ndarray,
-    weight_fit: np.ndarray,
-    valid: tuple[pd.DataFrame, np.ndarray, np.ndarray] | None,
-    seed: int = 0,
-    num_threads: int = 0,
-) -> OffsetUpliftLearner:
-    """Offset T-learner: the no-contact response, then each channel's log-odds shift on its own rows."""
-    learner = OffsetUpliftLearner(actions=list(ACTIONS), control="none", seed=seed, num_threads=num_threads)
-    return learner.fit(X_fit, action_fit, y_fit, weight=weight_fit, valid=valid)

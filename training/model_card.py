@@ -25,19 +25,22 @@ def model_card(trained: Any, cfg: Any) -> str:
     headline = pd.DataFrame(
         [{"metric": k.removeprefix("holdout_"), "value": float(v)} for k, v in m.items() if k.startswith("holdout_")]
     )
+    seen = "; ".join(f"{k}: {v}" for k, v in s.meta.get("seen_by", {}).items())
     feats = "\n".join(f"- `{c}`: {FEATURE_DESCRIPTIONS.get(c, '')}" for c in s.spec.columns)
     return f"""# payrank model card
 
 ## What it predicts
 - `p_pay`: calibrated probability of any patient payment in the 30 days after the as-of day.
 - `p14_<action>`: probability of a payment in 14 days if that single action is taken the next day
-  (offset T-learner on LightGBM; see docs/modeling.md).
+  (channel learner `{s.meta.get("channel_learner", "?")}`, chosen by policy value among
+  {", ".join(s.meta.get("channel_candidates", []))}; see docs/modeling.md).
 - `expected_payment`: balance × predicted share paid, given a payment.
 
-## Data window
-- trained as of {cfg.as_of}; fit days {min(w.fit)} … {max(w.fit)} ({len(w.fit)} days), early stopping
-  {min(w.valid)} … {max(w.valid)}, calibration {min(w.calib)} … {max(w.calib)},
-  holdout {min(w.holdout)} … {max(w.holdout)} (never used for fitting or calibration).
+## Data window: which rows each part saw
+- trained as of {cfg.as_of}. Selection: payment trees on as-of days {min(w.fit)} … {max(w.fit)} ({len(w.fit)}
+  days), iterations and the evaluation calibration on {min(w.valid)} … {max(w.valid)}; channel candidates on
+  every day before the holdout; holdout {min(w.holdout)} … {max(w.holdout)} (evaluation only).
+- Served bundle: {seen}
 - rows: {s.meta["rows"]}
 
 ## Holdout metrics
@@ -46,8 +49,11 @@ def model_card(trained: Any, cfg: Any) -> str:
 ## Calibration (deciles)
 {_table(trained.tables["calibration"])}
 
-## Channel policy value (14-day payment rate on logged contacts with propensities)
+## Channel policy value (net dollars per account-day on the holdout, DR / SNIPS / IPS with 95% intervals)
 {_table(trained.tables["policy_value"])}
+
+## Channel learners compared (the run keeps the best DR lower bound)
+{_table(trained.tables.get("channel_learners", pd.DataFrame()))}
 
 ## Subgroups (fairness review)
 {_table(trained.tables["subgroups"])}

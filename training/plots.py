@@ -64,3 +64,26 @@ def uplift_decile_plot(tables: dict[str, pd.DataFrame], path: Path) -> Path:
     ax.set(xlabel="predicted uplift decile (1 = highest)", ylabel="observed uplift", title="Uplift by decile")
     ax.legend()
     return _save(fig, path)
+
+
+def channel_learners_plot(table: pd.DataFrame, chosen: str, path: Path) -> Path:
+    """Each candidate's holdout policy value (DR, 95% interval) and its paired gain over the reference."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.5, 0.6 * len(table) + 1.8), sharey=True)
+    y = np.arange(len(table))
+    names = [f"{n} (chosen)" if n == chosen else n for n in table["learner"]]
+    for ax, (col, lo, hi, title) in zip(
+        (left, right),
+        (
+            ("dr", "dr_lo", "dr_hi", "policy value (DR), $ per account-day"),
+            ("gain", "gain_lo", "gain_hi", "gain over the reference (paired)"),
+        ),
+        strict=True,
+    ):
+        err = np.vstack([table[col] - table[lo], table[hi] - table[col]])
+        ax.errorbar(table[col], y, xerr=err, fmt="o", capsize=4)
+        ax.set(title=title)
+    left.axvline(float(table["logged_value"].iloc[0]), ls="--", c="grey", lw=1, label="logged policy")
+    left.legend(loc="lower right", fontsize=8)
+    right.axvline(0, c="grey", lw=1)
+    left.set_yticks(y, names)
+    return _save(fig, path)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import ACTIONS, CHANNELS
-from training.ope import deterministic_pi, evaluate_policy
+from training.ope import compare_policies, deterministic_pi, evaluate_policy
 from training.scorer import channel_values
 
 CONSENT_FEATURES: dict[str, list[str]] = {
@@ -56,6 +56,36 @@ def best_action(values: pd.DataFrame, allowed: pd.DataFrame) -> pd.Series:
     return masked.idxmax(axis=1)
 
 
+def crossfit_reward_model(
+    X: pd.DataFrame,
+    action: np.ndarray,
+    y: np.ndarray,
+    amount: np.ndarray,
+    groups: np.ndarray,
+    costs: dict[str, float],
+    seed: int = 0,
+    num_threads: int = 0,
+    folds: int = 2,
+) -> np.ndarray:
+    """(n, ACTIONS) expected net dollars per action, each row predicted by a model fit on the other folds.
+
+    The response P(pay | x, a) is an offset learner fit on the evaluation rows themselves (cross-fitted by
+    `groups`), so it shares no data with the candidates it helps to compare; `amount` is the expected payment.
+    """
+    from training.uplift import OffsetUpliftLearner
+
+    X = X.reset_index(drop=True)
+    fold = np.asarray(pd.factorize(np.asarray(groups))[0]) % folds
+    p = np.zeros((len(X), len(ACTIONS)))
+    a = np.asarray(action).astype(str)
+    for k in range(folds):
+        tr, te = fold != k, fold == k
+        learner = OffsetUpliftLearner(ACTIONS, seed=seed, num_threads=num_threads, backfit_passes=0)
+        p[te] = learner.fit(X[tr], a[tr], np.asarray(y)[tr]).predict(X[te])[list(ACTIONS)].to_numpy()
+    cost = np.array([costs.get(act, 0.0) for act in ACTIONS])
+    return p * np.asarray(amount, dtype=float)[:, None] - cost
+
+
 def fit_contact_propensity(X: pd.DataFrame, contacted: np.ndarray, seed: int = 0, num_threads: int = 0) -> lgb.Booster:
     """P(any contact on the next day | features): the logging policy's propensity of not contacting is 1 − this."""
     params = {
@@ -71,9 +101,10 @@ def fit_contact_propensity(X: pd.DataFrame, contacted: np.ndarray, seed: int = 0
 
 
 def logged_propensity(action: np.ndarray, logged: np.ndarray, p_contact: np.ndarray) -> np.ndarray:
-    """Logged propensity for contacts; 1 − P̂(contact) (floored) for "none"; NaN where unknown."""
+    """Logged propensity where there is one ("none" too, from a decisions log); else 1 − P̂(contact) (floored) for
+    "none"; NaN where unknown."""
     p = np.asarray(logged, dtype=float).copy()
-    none = np.asarray(action) == "none"
+    none = (np.asarray(action) == "none") & ~np.isfinite(p)
     p[none] = np.maximum(1.0 - np.asarray(p_contact, dtype=float)[none], MIN_NONE_PROPENSITY)
     return p
 
@@ -87,8 +118,14 @@ def learned_policy_value(
     costs: dict[str, float],
     n_boot: int = 200,
     seed: int = 0,
+    reward_model: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """IPS/SNIPS/DR value in net dollars per account-day of the learned policy, and the logged policy's value."""
+    """IPS/SNIPS/DR value in net dollars per account-day of the learned policy, and the logged policy's value.
+
+    DR's reward model is the bundle's own prediction (p14_a × expected payment − cost) unless `reward_model`,
+    an (n, ACTIONS) array of expected net dollars, is given: comparing several bundles with one shared reward
+    model keeps each from being judged by its own optimism.
+    """
     logged = np.asarray(logged_action).astype(str)
     prop = np.asarray(propensity, dtype=float)
     rows = np.isin(logged, ACTIONS) & np.isfinite(prop) & (prop > 0)
@@ -100,8 +137,12 @@ def learned_policy_value(
     values = action_values(p, costs)
     target = best_action(values, receivable_actions(f)).to_numpy().astype(str)
     # reward model: expected net dollars of each action = p14_a × expected payment − cost_a
-    q = np.column_stack(
-        [p[f"p14_{a}"].to_numpy() * p["expected_payment"].to_numpy() - costs.get(a, 0.0) for a in ACTIONS]
+    q = (
+        np.column_stack(
+            [p[f"p14_{a}"].to_numpy() * p["expected_payment"].to_numpy() - costs.get(a, 0.0) for a in ACTIONS]
+        )
+        if reward_model is None
+        else np.asarray(reward_model, dtype=float)[rows]
     )
     col = pd.Index(list(ACTIONS))
     idx = np.arange(len(q))
@@ -122,6 +163,44 @@ def learned_policy_value(
         "se": float("nan"),
     }
     return result
+
+
+def compare_learned_policies(
+    preds: dict[str, pd.DataFrame],
+    features: pd.DataFrame,
+    logged_action: np.ndarray,
+    propensity: np.ndarray,
+    reward_dollars: np.ndarray,
+    costs: dict[str, float],
+    reward_model: np.ndarray,
+    reference: str,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per bundle's policy: DR and SNIPS value with intervals, and the DR gain over `reference`'s policy
+    with a paired interval, in net dollars per account-day on the same logged rows (one shared reward model)."""
+    logged = np.asarray(logged_action).astype(str)
+    prop = np.asarray(propensity, dtype=float)
+    rows = np.isin(logged, ACTIONS) & np.isfinite(prop) & (prop > 0)
+    if rows.sum() < 50:
+        raise ValueError("fewer than 50 holdout rows carry a propensity: the channel learners cannot be compared")
+    acts = logged[rows]
+    cost = pd.Series(acts).map(costs).fillna(0.0).to_numpy(dtype=float)
+    r = np.asarray(reward_dollars, dtype=float)[rows] - cost
+    q = np.asarray(reward_model, dtype=float)[rows]
+    col, idx = pd.Index(list(ACTIONS)), np.arange(int(rows.sum()))
+    allowed = receivable_actions(features.loc[rows])
+    pi, q_target, contacted = {}, {}, {}
+    for name, pred in preds.items():
+        target = best_action(action_values(pred.loc[rows], costs), allowed).to_numpy().astype(str)
+        pi[name] = deterministic_pi(target, acts)
+        q_target[name] = q[idx, col.get_indexer(target)]
+        contacted[name] = float(np.mean(target != "none"))
+    result = compare_policies(r, prop[rows], pi, q[idx, col.get_indexer(acts)], q_target, reference, n_boot, seed=seed)
+    table = pd.DataFrame([{"learner": name, **vals} for name, vals in result.items()])
+    table["logged_value"] = float(r.mean())
+    table["share_contacted"] = table["learner"].map(contacted)
+    return table
 
 
 __all__ = ["CHANNELS", "best_action", "learned_policy_value", "receivable_actions"]

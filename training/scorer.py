@@ -18,7 +18,7 @@ import pandas as pd
 from features.schema import ACTIONS, CHANNELS
 from features.spec import FeatureSpec
 from serving.config import DEFAULT_CHANNEL_COSTS
-from training.uplift import OffsetUpliftLearner
+from training.channel_models import ChannelModel, channel_from_dict
 
 DEFAULT_COSTS = DEFAULT_CHANNEL_COSTS
 OUTPUT_COLUMNS = ["p_pay", *(f"p14_{a}" for a in ACTIONS), "expected_payment"]
@@ -47,7 +47,7 @@ class Scorer:
     payment_model: str  # LightGBM model text
     calibration: IsotonicMap
     amount_model: str | None
-    channel: OffsetUpliftLearner
+    channel: ChannelModel
     costs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_COSTS))
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -117,7 +117,7 @@ class Scorer:
             payment_model=d["payment_model"],
             calibration=IsotonicMap(**d["calibration"]),
             amount_model=d.get("amount_model"),
-            channel=OffsetUpliftLearner.from_dict(d["channel"]),
+            channel=channel_from_dict(d["channel"]),
             costs={**DEFAULT_COSTS, **d.get("costs", {})},
             meta=d.get("meta", {}),
         )

@@ -9,7 +9,7 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from features.labels import build_snapshots
 from features.schema import ACTIONS, CHANNELS, Book
 from features.spec import FEATURE_COLUMNS, FeatureSpec
 from training.amounts import paid_amounts
+from training.channel_fit import channel_rows, choose, fit_candidate, fit_candidates, reference_learner
+from training.channel_models import CHANNEL_LEARNERS
 from training.evaluate import (
     age_band,
     calibration_table,
@@ -30,19 +32,29 @@ from training.evaluate import (
     subgroup_table,
 )
 from training.fit import (
+    crossfit_calibration,
     fit_amount_model,
     fit_calibration,
-    fit_channel_model,
     fit_payment_model,
-    propensity_weights,
+    refit_payment_model,
 )
-from training.policy_value import fit_contact_propensity, learned_policy_value, logged_propensity
+from training.policy_value import (
+    compare_learned_policies,
+    crossfit_reward_model,
+    fit_contact_propensity,
+    learned_policy_value,
+    logged_propensity,
+)
 from training.registry import Gate
 from training.scorer import DEFAULT_COSTS, IsotonicMap, Scorer, sigmoid
 from training.windows import Windows, check_no_overlap, plan_windows
 
 Progress = Callable[[str, int, int], None]
+PROPENSITY_ROWS = 200_000  # rows sampled for the P̂(contact) model of the holdout's "none" propensity
+N_BOOT = 1000  # bootstrap replicates of the channel learners' comparison
 CAPACITY_SHARE = 0.10  # "recovered dollars at capacity": the top 10% of holdout accounts
+AUTO_STEP_ACCOUNTS = 50_000  # auto snapshot step: one more day between snapshots per this many accounts ...
+MAX_AUTO_STEP = 7  # ... up to a week
 
 
 @dataclass
@@ -55,8 +67,10 @@ class TrainConfig:
     tracking_uri: str | None = None
     seed: int = 0
     num_threads: int = 0
-    snapshot_step_days: int = 3
+    snapshot_step_days: int | None = None  # None: auto_step(accounts)
     max_rows_per_day: int = 40_000
+    final_window_days: int = 180
+    channel_learners: tuple[str, ...] = tuple(CHANNEL_LEARNERS)
     gate: Gate = field(default_factory=Gate)
     costs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_COSTS))
     shuffle_labels: bool = False  # for tests of the promotion gate: a deliberately worse model
@@ -64,92 +78,197 @@ class TrainConfig:
 
 @dataclass
 class Trained:
-    """The fitted bundle and everything its evaluation produced."""
+    """The served bundle, the bundle the holdout evaluated (same recipe, earlier data), and what it produced."""
 
     scorer: Scorer
+    evaluation: Scorer
     windows: Windows
     metrics: dict[str, float]
     tables: dict[str, pd.DataFrame]
-    holdout: pd.DataFrame  # holdout feature rows with labels and predictions
+    holdout: pd.DataFrame  # holdout feature rows with labels and the evaluation bundle's predictions
     plots: dict[str, Path] = field(default_factory=dict)
+
+
+def auto_step(n_accounts: int) -> int:
+    """Days between snapshots: every day for small books (contacts are scarce), up to a week for large ones."""
+    return int(np.clip(np.ceil(n_accounts / AUTO_STEP_ACCOUNTS), 1, MAX_AUTO_STEP))
 
 
 def build_training_frame(
     book: Book, cfg: TrainConfig, progress: Progress | None = None
 ) -> tuple[pd.DataFrame, Windows]:
-    """Snapshots on every slice's as-of days with 30/14-day labels, next-day actions and paid amounts."""
+    """Snapshots on every as-of day any part uses, with 30/14-day labels, next-day actions and paid amounts.
+
+    Boolean columns in_fit, in_valid, in_holdout, in_final and in_recent say which uses a row's day serves.
+    """
     first_day = pd.Timestamp(book.accounts["service_date"].min()).date()
-    w = plan_windows(cfg.as_of, first_day, horizon=30, step=cfg.snapshot_step_days, n_fit=60, n_valid=4, n_calib=5)
+    step = cfg.snapshot_step_days or auto_step(len(book.accounts))
+    w = plan_windows(cfg.as_of, first_day, horizon=30, step=step, final_days=cfg.final_window_days)
     check_no_overlap(w)
-    days = [d for s in w.slices().values() for d in s]
     cb = (lambda i, n: progress("snapshots", i, n)) if progress else None
     snaps = build_snapshots(
-        book, days, horizons=(30, 14), progress=cb, max_rows_per_day=cfg.max_rows_per_day, seed=cfg.seed
+        book, w.days(), horizons=(30, 14), progress=cb, max_rows_per_day=cfg.max_rows_per_day, seed=cfg.seed
     )
     snaps["paid_amount_30d"] = paid_amounts(book, snaps["account_id"], snaps["as_of"], 30)
     snaps["paid_amount_14d"] = paid_amounts(book, snaps["account_id"], snaps["as_of"], 14)
-    slice_of = {pd.Timestamp(d): name for name, ds in w.slices().items() for d in ds}
-    snaps["slice"] = pd.to_datetime(snaps["as_of"]).map(slice_of)  # one lookup per row, in C
+    as_of = pd.to_datetime(snaps["as_of"])
+    for name in ("fit", "valid", "holdout", "final", "recent"):
+        snaps[f"in_{name}"] = as_of.isin(pd.to_datetime(list(getattr(w, name)))).to_numpy()
     return snaps, w
 
 
-def fit_bundle(snaps: pd.DataFrame, w: Windows, cfg: TrainConfig, progress: Progress | None = None) -> Scorer:
-    """Fit the payment model (fit/valid), its calibration (calib), the share model and the channel model."""
-    step = (lambda name, i: progress(name, i, 4)) if progress else (lambda name, i: None)
+def fit_bundle(
+    snaps: pd.DataFrame, w: Windows, cfg: TrainConfig, progress: Progress | None = None
+) -> tuple[Scorer, Scorer, pd.DataFrame, np.ndarray]:
+    """(served bundle, evaluation bundle, channel comparison table, P̂(contact) on the holdout rows).
+
+    Selection: the payment model's iterations by early stopping on `valid`, its evaluation calibration on
+    `valid`, the channel candidates on every day before the holdout, compared by policy value on the holdout.
+    Served: the payment model refit on `final` with those iterations, calibrated cross-fitted on `recent`; the
+    share model on `final`; the chosen channel learner refit on every labelled day.
+    """
+    total = 5
+    step = (lambda name, i: progress(name, i, total)) if progress else (lambda name, i: None)
     spec = FeatureSpec.from_frame(snaps, FEATURE_COLUMNS)
     X = spec.apply(snaps)
-    part = {s: (snaps["slice"] == s).to_numpy() for s in ("fit", "valid", "calib")}
+    use = {s: snaps[f"in_{s}"].to_numpy() for s in ("fit", "valid", "holdout", "final", "recent")}
     y30 = snaps["paid_30d"].to_numpy().astype(int)
     if cfg.shuffle_labels:
         y30 = np.random.default_rng(cfg.seed).permutation(y30)
-    step("payment model", 0)
-    booster = fit_payment_model(
-        X[part["fit"]], y30[part["fit"]], X[part["valid"]], y30[part["valid"]], cfg.seed, cfg.num_threads
+    seed, threads = cfg.seed, cfg.num_threads
+
+    step("payment model (selection)", 0)
+    booster = fit_payment_model(X[use["fit"]], y30[use["fit"]], X[use["valid"]], y30[use["valid"]], seed, threads)
+    rounds = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+    eval_payment = booster.model_to_string(num_iteration=rounds)
+    raw_valid = sigmoid(booster.predict(X[use["valid"]], raw_score=True, num_iteration=rounds, num_threads=threads))
+    eval_calibration = _calibration(raw_valid, y30[use["valid"]], cfg)
+    eval_amount = _amount_model(snaps, X, use["fit"] | use["valid"], cfg)
+
+    step("channel candidates", 1)
+    before_holdout = pd.to_datetime(snaps["as_of"]).to_numpy() <= np.datetime64(
+        min(w.holdout) - timedelta(days=w.horizon)
     )
-    step("calibration", 1)
-    raw_calib = sigmoid(booster.predict(X[part["calib"]], raw_score=True, num_threads=cfg.num_threads))
+    rows = channel_rows(snaps, X, before_holdout, seed)
+    candidates = fit_candidates(list(cfg.channel_learners), rows, seed, threads)
+
+    step("comparing channel learners", 2)
+    meta_base = {"as_of": cfg.as_of.isoformat(), "windows": w.to_dict(), "payment_rounds": int(rounds)}
+    evaluations = {
+        name: Scorer(spec, eval_payment, eval_calibration, eval_amount, model, dict(cfg.costs), dict(meta_base))
+        for name, model in candidates.items()
+    }
+    p_contact = _contact_propensity(snaps, X, before_holdout, use["holdout"], cfg)
+    comparison = compare_channel_learners(evaluations, snaps[use["holdout"]].reset_index(drop=True), p_contact, cfg)
+    chosen = choose(comparison)
+
+    step("payment model (final window)", 3)
+    final_booster = refit_payment_model(X[use["final"]], y30[use["final"]], rounds, seed, threads)
+    groups = snaps["guarantor_id"].to_numpy()
     calibration = (
-        fit_calibration(raw_calib, y30[part["calib"]])
+        crossfit_calibration(
+            X[use["final"]], y30[use["final"]], groups[use["final"]], use["recent"][use["final"]], rounds, seed, threads
+        )
         if not cfg.shuffle_labels
         else IsotonicMap([0.0, 1.0], [float(y30.mean())] * 2)
     )
-    step("share model", 2)
-    fit_rows = part["fit"] | part["valid"]
-    paid = fit_rows & (snaps["paid_30d"].to_numpy() == 1)
-    share = snaps["paid_amount_30d"].to_numpy() / np.maximum(snaps["balance"].to_numpy(), 1.0)
-    amount = fit_amount_model(X[paid], share[paid], cfg.seed, cfg.num_threads)
-    step("channel model", 3)
-    act = snaps["action_next"].astype(str).to_numpy()
-    y14 = snaps["paid_14d"].to_numpy().astype(int)
-    wts = propensity_weights(snaps["action_propensity"].to_numpy())
-    wts = np.where(act == "none", 1.0, wts)
-    # the channel model learns from fit and early-stopping days alike, with its own random validation split:
-    # treated rows are scarce, and an effect model needs them more than a time-ordered stopping slice
-    f = part["fit"] | part["valid"]
-    channel = fit_channel_model(X[f], act[f], y14[f], wts[f], None, seed=cfg.seed, num_threads=cfg.num_threads)
+    amount = _amount_model(snaps, X, use["final"], cfg)
+
+    step("channel model (every labelled day)", 4)
+    channel = fit_candidate(chosen, channel_rows(snaps, X, np.ones(len(snaps), bool), seed), seed, threads)
+    labelled = pd.to_datetime(snaps["as_of"])
     meta = {
-        "as_of": cfg.as_of.isoformat(),
-        "data_window": f"{min(w.fit)}..{cfg.as_of}",
-        "windows": w.to_dict(),
-        "rows": {s: int(m.sum()) for s, m in part.items()},
+        **meta_base,
+        "data_window": f"{labelled.min().date()}..{cfg.as_of}",
+        "rows": {
+            "payment_selection_fit": int(use["fit"].sum()),
+            "payment_selection_valid": int(use["valid"].sum()),
+            "holdout": int(use["holdout"].sum()),
+            "payment_final": int(use["final"].sum()),
+            "calibration_final": int(use["recent"].sum()),
+            "channel_candidates": len(rows.y),
+            "channel_final": int(len(snaps)),
+        },
+        "channel_learner": chosen,
+        "channel_candidates": list(candidates),
         "channel_fallbacks": dict(channel.fallback_),
+        "seen_by": {
+            "payment_trees": f"as-of days {min(w.final)}..{max(w.final)} (labels to {max(w.final) + timedelta(30)})",
+            "calibration": f"out-of-fold predictions on as-of days {min(w.recent)}..{max(w.recent)}",
+            "share_model": f"paid rows of as-of days {min(w.final)}..{max(w.final)}",
+            "channel_model": f"every labelled as-of day {labelled.min().date()}..{labelled.max().date()}",
+            "holdout_metrics": f"a bundle fit before {min(w.holdout)} and scored on {min(w.holdout)}..{max(w.holdout)}",
+        },
     }
-    return Scorer(
-        spec=spec,
-        payment_model=booster.model_to_string(),
-        calibration=calibration,
-        amount_model=amount.model_to_string() if amount is not None else None,
-        channel=channel,
-        costs=dict(cfg.costs),
-        meta=meta,
+    served = Scorer(spec, final_booster.model_to_string(), calibration, amount, channel, dict(cfg.costs), meta)
+    evaluation = evaluations[chosen]
+    evaluation.meta.update(channel_learner=chosen)
+    return served, evaluation, comparison, p_contact
+
+
+def _calibration(raw: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> IsotonicMap:
+    if cfg.shuffle_labels:
+        return IsotonicMap([0.0, 1.0], [float(y.mean())] * 2)
+    return fit_calibration(raw, y)
+
+
+def _amount_model(snaps: pd.DataFrame, X: pd.DataFrame, rows: np.ndarray, cfg: TrainConfig) -> str | None:
+    """The share model on the paid rows of `rows`, as LightGBM text (None with too few payments)."""
+    paid = rows & (snaps["paid_30d"].to_numpy() == 1)
+    share = snaps["paid_amount_30d"].to_numpy() / np.maximum(snaps["balance"].to_numpy(), 1.0)
+    model = fit_amount_model(X[paid], share[paid], cfg.seed, cfg.num_threads)
+    return model.model_to_string() if model is not None else None
+
+
+def _contact_propensity(
+    snaps: pd.DataFrame, X: pd.DataFrame, earlier: np.ndarray, holdout: np.ndarray, cfg: TrainConfig
+) -> np.ndarray:
+    """P̂(any contact next day) on the holdout rows, from a classifier fit on (a sample of) the earlier days."""
+    contacted = snaps["action_next"].astype(str).to_numpy() != "none"
+    rows = np.flatnonzero(earlier)
+    if len(rows) > PROPENSITY_ROWS:
+        rows = np.sort(np.random.default_rng([cfg.seed, 29]).choice(rows, PROPENSITY_ROWS, replace=False))
+    model = fit_contact_propensity(X.iloc[rows], contacted[rows], cfg.seed, cfg.num_threads)
+    return model.predict(X[holdout], num_threads=cfg.num_threads)
+
+
+def compare_channel_learners(
+    evaluations: dict[str, Scorer], hold: pd.DataFrame, p_contact: np.ndarray, cfg: TrainConfig
+) -> pd.DataFrame:
+    """Policy value of each candidate on the holdout (DR and SNIPS with intervals) and its DR gain over the
+    reference learner (paired interval), beside the logged policy's value.
+
+    DR uses one reward model for every candidate, cross-fitted on the holdout itself (no candidate saw it).
+    """
+    act = hold["action_next"].astype(str).to_numpy()
+    prop = logged_propensity(act, hold["action_propensity"].to_numpy(), p_contact)
+    preds = {name: scorer.predict(hold, num_threads=cfg.num_threads) for name, scorer in evaluations.items()}
+    any_scorer = next(iter(evaluations.values()))
+    q = crossfit_reward_model(
+        any_scorer.matrix(hold),
+        act,
+        hold["paid_14d"].to_numpy(),
+        next(iter(preds.values()))["expected_payment"].to_numpy(),
+        hold["guarantor_id"].to_numpy(),
+        any_scorer.costs,
+        cfg.seed,
+        cfg.num_threads,
+    )
+    reference = reference_learner(list(evaluations))
+    reward = hold["paid_amount_14d"].to_numpy()
+    return compare_learned_policies(
+        preds, hold, act, prop, reward, any_scorer.costs, q, reference, n_boot=N_BOOT, seed=cfg.seed
     )
 
 
 def evaluate_holdout(
-    scorer: Scorer, snaps: pd.DataFrame, cfg: TrainConfig
+    scorer: Scorer, snaps: pd.DataFrame, cfg: TrainConfig, p_contact: np.ndarray
 ) -> tuple[dict[str, float], dict, pd.DataFrame]:
-    """Metrics, tables and the scored holdout, on rows never used for fitting or calibration."""
-    hold = snaps[snaps["slice"] == "holdout"].reset_index(drop=True)
+    """Metrics, tables and the scored holdout, from a bundle that never saw the holdout's labels.
+
+    `p_contact` is P̂(any contact) on the holdout rows (the propensity of "none" is 1 − it; see policy_value).
+    """
+    hold = snaps[snaps["in_holdout"]].reset_index(drop=True)
     pred = scorer.predict(hold, num_threads=cfg.num_threads)
     hold = pd.concat([hold, pred], axis=1)
     y = hold["paid_30d"].to_numpy().astype(int)
@@ -170,7 +289,10 @@ def evaluate_holdout(
     tables["subgroups"] = subgroup_table(
         hold, "paid_30d", "p_pay", ["payer_class", "service_line", "language", "age_band"]
     )
-    ope = holdout_policy_value(scorer, snaps, hold, cfg)
+    act = hold["action_next"].astype(str).to_numpy()
+    hold["propensity_used"] = logged_propensity(act, hold["action_propensity"].to_numpy(), p_contact)
+    reward = hold["paid_amount_14d"].to_numpy()
+    ope = learned_policy_value(hold, hold, act, hold["propensity_used"].to_numpy(), reward, scorer.costs, seed=cfg.seed)
     for est, vals in ope.items():
         for k, v in vals.items():
             metrics[f"policy_{est}_{k}"] = v
@@ -178,21 +300,6 @@ def evaluate_holdout(
     tables["policy_value"] = pd.DataFrame(ope).T.reset_index(names="estimator") if ope else pd.DataFrame()
     tables["uplift_by_decile"] = _uplift_deciles(hold)
     return metrics, tables, hold
-
-
-def holdout_policy_value(
-    scorer: Scorer, snaps: pd.DataFrame, hold: pd.DataFrame, cfg: TrainConfig
-) -> dict[str, dict[str, float]]:
-    """OPE of the bundle's policy on holdout account-days (propensity of "none" estimated on earlier slices)."""
-    earlier = snaps["slice"].isin(["fit", "valid"]).to_numpy()
-    X_all = scorer.matrix(snaps)
-    contacted = snaps["action_next"].astype(str).to_numpy() != "none"
-    prop_model = fit_contact_propensity(X_all[earlier], contacted[earlier], cfg.seed, cfg.num_threads)
-    p_contact = prop_model.predict(scorer.matrix(hold), num_threads=cfg.num_threads)
-    act = hold["action_next"].astype(str).to_numpy()
-    prop = logged_propensity(act, hold["action_propensity"].to_numpy(), p_contact)
-    hold["propensity_used"] = prop
-    return learned_policy_value(hold, hold, act, prop, hold["paid_amount_14d"].to_numpy(), scorer.costs, seed=cfg.seed)
 
 
 def _uplift_deciles(hold: pd.DataFrame) -> pd.DataFrame:
@@ -213,12 +320,18 @@ def _uplift_deciles(hold: pd.DataFrame) -> pd.DataFrame:
 
 
 def train_bundle(book: Book, cfg: TrainConfig, progress: Progress | None = None) -> Trained:
-    """Everything but MLflow: snapshots, fit, evaluate."""
+    """Everything but MLflow: snapshots, fit (selection and final), evaluate."""
     snaps, w = build_training_frame(book, cfg, progress)
-    scorer = fit_bundle(snaps, w, cfg, progress)
-    metrics, tables, hold = evaluate_holdout(scorer, snaps, cfg)
-    scorer.meta["headline"] = {k: metrics[k] for k in ("holdout_auc", "holdout_brier", "policy_value") if k in metrics}
-    return Trained(scorer=scorer, windows=w, metrics=metrics, tables=tables, holdout=hold)
+    served, evaluation, comparison, p_contact = fit_bundle(snaps, w, cfg, progress)
+    if progress:
+        progress("holdout evaluation", 0, 1)
+    metrics, tables, hold = evaluate_holdout(evaluation, snaps, cfg, p_contact)
+    if progress:
+        progress("holdout evaluation", 1, 1)
+    tables["channel_learners"] = comparison
+    headline = ("holdout_auc", "holdout_brier", "policy_value", "policy_dr_lo", "policy_dr_hi", "policy_logged_value")
+    served.meta["headline"] = {k: metrics[k] for k in headline if k in metrics}
+    return Trained(scorer=served, evaluation=evaluation, windows=w, metrics=metrics, tables=tables, holdout=hold)
 
 
 @dataclass
@@ -236,8 +349,15 @@ def log_and_register(trained: Trained, cfg: TrainConfig) -> TrainResult:
     import mlflow
     from mlflow import MlflowClient
 
+    from training.bundle_store import DIGEST_ARTIFACT, DIGEST_FILE, DIGEST_TAG, ENTRY_SOURCE, write_digest_file
     from training.model_card import model_card
-    from training.plots import calibration_plot, gains_plot, importance_plot, uplift_decile_plot
+    from training.plots import (
+        calibration_plot,
+        channel_learners_plot,
+        gains_plot,
+        importance_plot,
+        uplift_decile_plot,
+    )
     from training.pyfunc_model import BUNDLE_ARTIFACT, example_as_strings, signature_for
     from training.registry import register_and_gate
     from training.tracking import ensure_experiment, use_tracking
@@ -255,6 +375,8 @@ def log_and_register(trained: Trained, cfg: TrainConfig) -> TrainResult:
                 "max_rows_per_day": cfg.max_rows_per_day,
                 "n_features": len(s.spec.columns),
                 "payment_trees": s._payment.num_trees(),
+                "channel_learner": s.meta.get("channel_learner", ""),
+                "final_window_days": cfg.final_window_days,
                 "shuffle_labels": cfg.shuffle_labels,
                 **{f"cost_{k}": v for k, v in s.costs.items()},
                 **{f"rows_{k}": v for k, v in s.meta["rows"].items()},
@@ -271,6 +393,10 @@ def log_and_register(trained: Trained, cfg: TrainConfig) -> TrainResult:
             gains_plot(y, {"p_pay": hold["p_pay"].to_numpy(), "balance": hold["balance"].to_numpy()}, d / "gains.png"),
             importance_plot(s.spec.columns, s._payment.feature_importance("gain"), d / "feature_importance.png"),
         ]
+        learners = trained.tables.get("channel_learners")
+        if learners is not None and len(learners):
+            chosen = str(s.meta.get("channel_learner", ""))
+            plots.append(channel_learners_plot(learners, chosen, d / "channel_learners.png"))
         ud = trained.tables["uplift_by_decile"]
         if len(ud):
             plots.append(uplift_decile_plot({c: t for c, t in ud.groupby("channel")}, d / "uplift_by_decile.png"))
@@ -281,18 +407,26 @@ def log_and_register(trained: Trained, cfg: TrainConfig) -> TrainResult:
         mlflow.log_artifact(str(d / "model_card.md"))
         bundle = d / "bundle.json"
         s.save(str(bundle))
+        digest = write_digest_file(d / DIGEST_FILE, bundle, ENTRY_SOURCE)  # checked before every load
+        mlflow.set_tag(DIGEST_TAG, digest)
         example = example_as_strings(s, hold.head(5))
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
-            artifacts={BUNDLE_ARTIFACT: str(bundle)},
+            python_model=str(ENTRY_SOURCE),
+            artifacts={BUNDLE_ARTIFACT: str(bundle), DIGEST_ARTIFACT: str(d / DIGEST_FILE)},
             signature=signature_for(s, hold.head(50)),
             input_example=example,
             pip_requirements=_requirements(),
         )
         run_id = run.info.run_id
     client = MlflowClient()
-    new = {"auc": m["holdout_auc"], "policy_value": m["policy_value"]}
+    new = {
+        "auc": m["holdout_auc"],
+        "policy_value": m["policy_value"],
+        "policy_lo": m.get("policy_dr_lo", float("nan")),
+        "policy_hi": m.get("policy_dr_hi", float("nan")),
+        "logged_value": m.get("policy_logged_value", float("nan")),
+    }
 
     def score_champion(uri: str) -> dict[str, float] | None:
         return _score_on_holdout(uri, hold, s.costs)
@@ -305,19 +439,20 @@ def log_and_register(trained: Trained, cfg: TrainConfig) -> TrainResult:
         new,
         score_champion,
         cfg.gate,
-        tags={"data_window": s.meta["data_window"], "as_of": cfg.as_of.isoformat()},
+        tags={"data_window": s.meta["data_window"], "as_of": cfg.as_of.isoformat(), DIGEST_TAG: digest},
     )
     return TrainResult(run_id, version, decision.promoted, decision.reason, m, info.model_uri)
 
 
 def _score_on_holdout(uri: str, hold: pd.DataFrame, costs: dict[str, float]) -> dict[str, float] | None:
     """Re-score the current champion on the challenger's holdout rows (None when it cannot be loaded)."""
-    import mlflow
+    from training.bundle_store import load_verified
 
     try:
-        model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-        pred = model.scorer.predict(hold)
-    except Exception:  # an incompatible or broken champion: the gate then treats it as absent
+        with tempfile.TemporaryDirectory() as tmp:  # verified before LightGBM reads a byte of it
+            scorer, _ = load_verified(uri, tmp)
+        pred = scorer.predict(hold)
+    except Exception:  # an incompatible, broken or tampered champion: the gate then treats it as absent
         return None
     y = hold["paid_30d"].to_numpy().astype(int)
     ope = learned_policy_value(

@@ -125,6 +125,7 @@ class OffsetUpliftLearner:
         min_rows: int = 200,
         seed: int = 0,
         num_threads: int = 0,
+        backfit_passes: int | None = None,
     ) -> None:
         self.actions = [str(a) for a in actions]
         if control not in self.actions:
@@ -137,6 +138,7 @@ class OffsetUpliftLearner:
         self.min_rows = int(min_rows)
         self.seed = int(seed)
         self.num_threads = int(num_threads)
+        self.backfit_passes = self.BACKFIT_PASSES if backfit_passes is None else int(backfit_passes)
         self.features_: list[str] = []
         self.control_model_: lgb.Booster | None = None
         self.base_intercept_ = 0.0
@@ -174,11 +176,13 @@ class OffsetUpliftLearner:
         y: np.ndarray,
         weight: np.ndarray | None = None,
         valid: tuple[pd.DataFrame, np.ndarray, np.ndarray] | None = None,
+        control_from: OffsetUpliftLearner | None = None,
     ) -> OffsetUpliftLearner:
         """Fit the base, each action's shift, then backfit; early-stop on `valid` or a random 20% split.
 
         `weight` (e.g. clipped 1/propensity) weights training rows and, for the internal split, validation
-        rows; a given `valid` = (X, action, y) is unweighted.
+        rows; a given `valid` = (X, action, y) is unweighted. `control_from`, a learner fit on the same rows
+        without backfitting, lends its base (control) model, so only the shifts are fit here.
         """
         a = np.asarray(action).astype(str)
         y = np.asarray(y, dtype=float)
@@ -209,9 +213,14 @@ class OffsetUpliftLearner:
         cparams = self._lgb_params(CONTROL_PARAMS, self.params)
         self.base_intercept_ = 0.0
         self.intercepts_, self.shift_models_, self.fallback_, self.valid_gain_ = {}, {}, {}, {}
-        self._fit_base(cparams, tr.take(ct), va.take(cv))
+        if control_from is not None:
+            if control_from.backfit_passes or control_from.control_model_ is None:
+                raise ValueError("control_from must be a fitted learner without backfitting")
+            self.control_model_, self.base_intercept_ = control_from.control_model_, control_from.base_intercept_
+        else:
+            self._fit_base(cparams, tr.take(ct), va.take(cv))
         self._fit_shifts(tr, va)
-        for _ in range(self.BACKFIT_PASSES):
+        for _ in range(self.backfit_passes):
             use_t = ct | np.isin(tr.action, list(self.intercepts_))
             use_v = cv | np.isin(va.action, list(self.intercepts_))
             self._fit_base(cparams, tr.take(use_t), va.take(use_v))
@@ -343,7 +352,7 @@ class OffsetUpliftLearner:
             "fallback": dict(self.fallback_),
             "n_rounds": dict(self.n_rounds_),
             "valid_gain": dict(self.valid_gain_),
-            "backfit_passes": self.BACKFIT_PASSES,
+            "backfit_passes": self.backfit_passes,
         }
 
     @classmethod
@@ -359,6 +368,7 @@ class OffsetUpliftLearner:
             min_rows=d["min_rows"],
             seed=d["seed"],
             num_threads=d["num_threads"],
+            backfit_passes=d.get("backfit_passes"),
         )
         obj.features_ = list(d["features"])
         obj.control_model_ = lgb.Booster(model_str=d["control_model"])

@@ -1,10 +1,16 @@
-"""The time layout of a training run: which as-of days feed fitting, early stopping, calibration and holdout.
+"""The time layout of a training run: which as-of days select, evaluate and finally fit the models.
 
-Training on as-of DATE uses only what the book knew on DATE. Every snapshot's label window (T, T+h] must end on
-or before DATE, and the slices are ordered in time with a gap of one label horizon between them, so no label
-window of an earlier slice overlaps the as-of days of a later one:
+Training on as-of DATE uses only what the book knew on DATE: every snapshot's label window (T, T+h] ends on or
+before DATE. Two uses of the days, one after the other:
 
-    fit days  <  early-stopping days  <  calibration days  <  holdout days (the last 30 days of observed labels)
+* **Selection and evaluation**, ordered in time with a gap of one label horizon between slices, so no label
+  window of an earlier slice overlaps a later slice:
+
+      fit days  <  valid days (iterations, calibration)  <  holdout days (the latest labelled days: evaluation only)
+
+* **The served model**, refit with the chosen settings on the most recent labelled window (`final`: as-of days
+  up to DATE − horizon, `final_days` long) and calibrated, cross-fitted, on its last `calib_days` (`recent`).
+  The channel model is refit on every labelled day: contacts are scarce, and it needs all of them.
 """
 
 from __future__ import annotations
@@ -15,60 +21,78 @@ from datetime import date, timedelta
 
 @dataclass(frozen=True)
 class Windows:
-    """As-of days per slice, oldest first; `horizon` is the longest label window in days."""
+    """As-of days per use, oldest first; `horizon` is the longest label window in days."""
 
     fit: tuple[date, ...]
     valid: tuple[date, ...]
-    calib: tuple[date, ...]
     holdout: tuple[date, ...]
+    final: tuple[date, ...]
+    recent: tuple[date, ...]
     horizon: int
     as_of: date
 
     def slices(self) -> dict[str, tuple[date, ...]]:
-        return {"fit": self.fit, "valid": self.valid, "calib": self.calib, "holdout": self.holdout}
+        """The time-ordered selection slices."""
+        return {"fit": self.fit, "valid": self.valid, "holdout": self.holdout}
+
+    def days(self) -> list[date]:
+        """Every as-of day any part uses, oldest first."""
+        return sorted(set(self.fit) | set(self.valid) | set(self.holdout) | set(self.final))
 
     def to_dict(self) -> dict[str, object]:
-        return {k: [d.isoformat() for d in v] if isinstance(v, tuple) else str(v) for k, v in asdict(self).items()}
+        """First and last day and the count per use (the days themselves are one every `step` days)."""
+        out: dict[str, object] = {"horizon": self.horizon, "as_of": self.as_of.isoformat()}
+        for name, value in asdict(self).items():
+            if isinstance(value, tuple):
+                out[name] = {"first": min(value).isoformat(), "last": max(value).isoformat(), "days": len(value)}
+        return out
 
 
-def _days(last: date, count: int, step: int) -> tuple[date, ...]:
-    return tuple(sorted(last - timedelta(days=step * i) for i in range(count)))
+def _days(first: date, last: date, step: int) -> tuple[date, ...]:
+    """Days from `last` back to `first`, every `step` days (so `last` is always in), oldest first."""
+    if last < first:
+        return ()
+    n = (last - first).days // step + 1
+    return tuple(sorted(last - timedelta(days=step * i) for i in range(n)))
 
 
 def plan_windows(
     as_of: date,
     first_day: date,
     horizon: int = 30,
-    step: int = 7,
-    n_fit: int = 16,
-    n_valid: int = 2,
-    n_calib: int = 3,
-    n_holdout: int = 3,
+    step: int = 1,
+    holdout_days: int = 14,
+    valid_days: int = 14,
+    final_days: int = 180,
+    calib_days: int = 30,
     warmup_days: int = 60,
 ) -> Windows:
-    """Lay out the slices backwards from `as_of`; fit days stop at `first_day + warmup_days` (young books)."""
-    holdout_last = as_of - timedelta(days=horizon)
-    holdout = _days(holdout_last, n_holdout, max(1, (horizon - 1) // max(1, n_holdout)))
-    calib_last = holdout[0] - timedelta(days=horizon)
-    calib = _days(calib_last, n_calib, step)
-    valid_last = calib[0] - timedelta(days=horizon)
-    valid = _days(valid_last, n_valid, step)
-    fit_last = valid[0] - timedelta(days=horizon)
+    """Lay out the uses backwards from `as_of`; nothing starts before `first_day + warmup_days` (young books)."""
+    if step < 1:
+        raise ValueError(f"the snapshot step must be at least 1 day, got {step}")
     earliest = first_day + timedelta(days=warmup_days)
-    fit = tuple(d for d in _days(fit_last, n_fit, step) if d >= earliest)
-    if not fit:
+    last_labelled = as_of - timedelta(days=horizon)
+    holdout = _days(last_labelled - timedelta(days=holdout_days - 1), last_labelled, step)
+    valid_last = holdout[0] - timedelta(days=horizon)
+    valid = _days(valid_last - timedelta(days=valid_days - 1), valid_last, step)
+    fit = _days(earliest, valid[0] - timedelta(days=horizon), step)
+    if not fit or valid[0] < earliest:
+        need = (as_of - valid[0]).days + horizon + warmup_days + step
         raise ValueError(
-            f"--as-of {as_of}: the book starts {first_day}, too late for a fit slice before {fit_last} "
-            f"(needs about {(as_of - fit_last).days + warmup_days} days of history)"
+            f"--as-of {as_of}: the book starts {first_day}, too late for a fit slice before {valid[0]} "
+            f"(needs about {need} days of history)"
         )
-    return Windows(fit=fit, valid=valid, calib=calib, holdout=holdout, horizon=horizon, as_of=as_of)
+    final = _days(max(earliest, last_labelled - timedelta(days=final_days - 1)), last_labelled, step)
+    recent = tuple(d for d in final if d > last_labelled - timedelta(days=calib_days))
+    return Windows(fit=fit, valid=valid, holdout=holdout, final=final, recent=recent, horizon=horizon, as_of=as_of)
 
 
 def check_no_overlap(w: Windows) -> None:
-    """Raise if a label window of one slice reaches into a later slice or past the as-of day."""
-    order = [w.fit, w.valid, w.calib, w.holdout]
+    """Raise if a label window of one selection slice reaches into a later one, or any passes the as-of day."""
+    order = [w.fit, w.valid, w.holdout]
     for earlier, later in zip(order, order[1:], strict=False):
         if max(earlier) + timedelta(days=w.horizon) > min(later):
             raise ValueError(f"label window of {max(earlier)} overlaps the later slice starting {min(later)}")
-    if max(w.holdout) + timedelta(days=w.horizon) > w.as_of:
-        raise ValueError(f"holdout label window past as-of {w.as_of}")
+    for name, days in (("holdout", w.holdout), ("final", w.final)):
+        if max(days) + timedelta(days=w.horizon) > w.as_of:
+            raise ValueError(f"{name} label window past as-of {w.as_of}")

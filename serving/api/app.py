@@ -9,22 +9,28 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import Depends, FastAPI
 
-from serving.api import routes_health, routes_mlflow, routes_model, routes_score
+from serving.api import routes_health, routes_mlflow, routes_model, routes_score, routes_work
 from serving.api.errors import add_exception_handlers
 from serving.api.metrics import Metrics
 from serving.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from serving.api.model_holder import ModelHolder
+from serving.api.model_holder import ModelHolder, ServedModel, one_line
 from serving.api.routes_metrics import metrics_router
 from serving.api.routes_mlflow import payrank_version
-from serving.api.security import key_digests, require_api_key
+from serving.api.schemas import responses
+from serving.api.security import ApiKeyMiddleware, key_digests, require_api_key
 from serving.api.settings import ApiSettings
 from serving.policy_config import load_policy
 
 log = logging.getLogger("payrank.api")
+OWN_AUTH_PREFIXES = ("/v1/work/",)  # the specialists' routes check their own bearer tokens
 
 
-def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    """The app; raises AuthConfigError without an API key (unless allowed) and PolicyConfigError for a bad policy."""
+def create_app(settings: ApiSettings | None = None, served: ServedModel | None = None) -> FastAPI:
+    """The app; raises AuthConfigError without an API key (unless allowed) and PolicyConfigError for a bad policy.
+
+    `served`: a model already loaded (as `payrank serve` does before binding its port); otherwise the lifespan
+    loads the configured one at start.
+    """
     settings = settings or ApiSettings()
     digests = key_digests(settings)
     if not digests:
@@ -37,11 +43,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         holder = ModelHolder(settings, metrics)
         app.state.holder = holder
         app.state.limiter = anyio.CapacityLimiter(settings.max_concurrency)
-        try:
-            await holder.load()
-        except Exception as exc:  # no model, no service: say why in one line, then let the start fail
-            log.error("cannot start: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            raise
+        if served is not None:
+            holder.adopt(served)
+        else:
+            try:
+                await holder.load()
+            except Exception as exc:  # no model, no service: say why in one line, then let the start fail
+                log.error("cannot start: %s", one_line(exc))
+                raise
         yield
 
     app = FastAPI(
@@ -49,6 +58,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version=payrank_version(),
         summary="Ranks overdue patient balances: scores, call worklists, MLflow-compatible /invocations.",
         lifespan=lifespan,
+        responses=responses(400, 413, 500),  # any route: a bad Content-Length, a body too large, a bug
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -63,12 +73,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for module in (routes_health, routes_mlflow, routes_model, routes_score):
         app.include_router(module.router)
     app.include_router(metrics_router(public=settings.metrics_public))
+    routes_work.register(app)  # the specialist's day: its own bearer-token auth (docs/workspace-store.md)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_api_key)])
     async def openapi() -> dict:
         return app.openapi()
 
-    # added last = outermost: the request context sees every answer, including 413s and 500s
+    # added last = outermost: the request context sees every answer, including 401s, 413s and 500s; the key is
+    # checked before the body is counted or read
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    open_paths = {"/ping", "/health", *(["/metrics"] if settings.metrics_public else [])}
+    app.add_middleware(ApiKeyMiddleware, digests=digests, open_paths=open_paths, own_auth_prefixes=OWN_AUTH_PREFIXES)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -4,13 +4,21 @@ Input: `application/json` with exactly one of `dataframe_split`, `dataframe_reco
 (and optional `params`, ignored: the server sets LightGBM's threads), `text/csv`, or Parquet. Parsing uses
 MLflow's own functions with the model's input schema, and the answer is written by MLflow's own
 `predictions_to_json`, so MLflow's clients read it unchanged. Errors are MLflow's shape,
-`{"error_code", "message"}`, plus FastAPI's `detail` list naming the field.
+`{"error_code", "message"}`, plus FastAPI's `detail` list naming the field — never the value (MLflow's own
+messages quote values, so they are replaced by ours).
+
+JSON bodies are judged as sent, before any schema cast: MLflow's parser turns `true` into 1.0 for a double
+column and keeps a number in a string column, so the same row would be scored as `dataframe_records` and refused
+as `dataframe_split`. Here every format follows one rule: numeric features take numbers (or numeric strings, as
+CSV cells are), finite and never booleans; categorical features take strings; null is missing everywhere.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +28,7 @@ import pandas as pd
 from training.scorer import OUTPUT_COLUMNS, Scorer
 
 CONTENT_TYPES = ("application/json", "text/csv", "application/vnd.apache.parquet")
-CATEGORY_VALUE_KINDS = {"string", "empty", "integer", "floating", "mixed-integer-float", "categorical"}
+CATEGORY_VALUE_KINDS = {"string", "empty"}
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
@@ -53,7 +61,11 @@ def _media_type(content_type: str | None) -> str:
 
 
 def parse_input(body: bytes, content_type: str | None, schema: Any) -> pd.DataFrame:
-    """The request body as a DataFrame of feature rows (raises InvocationError)."""
+    """The request body as a DataFrame of feature rows (raises InvocationError).
+
+    JSON is parsed without the schema (check_features judges the values as sent); CSV with it (every cell is
+    text, the schema says which are numbers); Parquet is typed already.
+    """
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc.scoring_server import infer_and_parse_data, parse_csv_input, parse_parquet_input
 
@@ -69,19 +81,48 @@ def parse_input(body: bytes, content_type: str | None, schema: Any) -> pd.DataFr
             data = parse_csv_input(io.StringIO(text), schema)
         else:
             payload = _json_payload(body)
-            data = _split_frame(payload.get("dataframe_split"))
-            if data is None:
-                data = infer_and_parse_data(payload, schema)
+            data = _json_frame(payload)
+            if data is None:  # an unusual layout: MLflow's parser, values still as sent (no schema cast)
+                data = infer_and_parse_data(payload, None)
     except MlflowException as exc:
-        raise InvocationError(exc.message.split("\n")[0]) from None
+        raise _unreadable(exc.message, schema) from None
+    except RecursionError:
+        raise InvocationError("the input is nested too deeply") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):  # a parser's own surprise: still 400
+        raise _unreadable("", schema) from None
     if isinstance(data, dict):
         try:
             data = pd.DataFrame(data)
-        except ValueError as exc:
-            raise InvocationError(f"the input is not a table of feature rows: {exc}") from None
+        except (ValueError, TypeError):
+            raise InvocationError("the input is not a table of feature rows (columns of unequal length)") from None
     if not isinstance(data, pd.DataFrame):
         raise InvocationError("the input is not a table of feature rows (send named columns)")
     return data
+
+
+def _unreadable(mlflow_message: str, schema: Any) -> InvocationError:
+    """Our error for one MLflow's parser raised: MLflow's text quotes values, so only a column it names (if it
+    is one of the schema's) is kept."""
+    names = {c.name for c in getattr(schema, "inputs", [])}
+    found = next((n for n in re.findall(r"column '?([A-Za-z0-9_]+)'?", mlflow_message) if n in names), None)
+    if found is not None:
+        return InvocationError(f"feature {found!r}: values of the wrong type for the model's schema", field=found)
+    return InvocationError("the input cannot be read as a table of feature rows")
+
+
+def _json_frame(payload: dict[str, Any]) -> pd.DataFrame | None:
+    """The usual JSON layouts as a DataFrame of the values as sent: `dataframe_split`, rows as objects
+    (`dataframe_records`, `instances`, `inputs`) or columns as lists (`inputs`); None for anything else."""
+    (key, value), *_ = payload.items()
+    if key == "dataframe_split":
+        return _split_frame(value)
+    if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+        return pd.DataFrame.from_records(value)
+    if key == "inputs" and isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+        if len({len(v) for v in value.values()}) != 1:
+            raise InvocationError("`inputs`: the columns have different lengths")
+        return pd.DataFrame(value)
+    return None
 
 
 def _split_frame(split: Any) -> pd.DataFrame | None:
@@ -107,39 +148,79 @@ def _split_frame(split: Any) -> pd.DataFrame | None:
 def _json_payload(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:  # its message gives a position, never the text
         raise InvocationError(f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvocationError("the body is not valid JSON: not UTF-8") from None
+    except RecursionError:  # e.g. 100,000 `[`: json.loads recurses once per level
+        raise InvocationError("the body is not valid JSON: nested too deeply") from None
     if not isinstance(payload, dict):
         raise InvocationError(f"the body must be a JSON object with exactly one of {', '.join(FORMATS)}")
     keys = [k for k in FORMATS if k in payload]
     if len(keys) != 1:
+        found = f"{len(keys)} of them" if keys else "none of them"
         raise InvocationError(
-            f"the body must have exactly one of {', '.join(FORMATS)}; got keys {sorted(payload)[:10]}",
+            f"the body must have exactly one of {', '.join(FORMATS)}; it has {found}",
             field=keys[1] if len(keys) > 1 else None,
         )
     return {keys[0]: payload[keys[0]]}
 
 
 def check_features(frame: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
-    """The model's feature columns of `frame`; a missing column or a non-numeric value is a 400 naming it."""
+    """The model's feature columns of `frame`, numbers as float64; a 400 naming the column for a missing one, a
+    category that is not a string, or a number that is not one (a boolean, text, a list, beyond float64)."""
     spec = scorer.spec
     missing = [c for c in spec.columns if c not in frame.columns]
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise InvocationError(f"missing feature column(s): {shown}", field=missing[0])
+    out: dict[str, Any] = {}
     for c in spec.columns:
+        values = frame[c]
         if c in spec.category_levels:
-            kind = pd.api.types.infer_dtype(frame[c], skipna=True)
+            kind = pd.api.types.infer_dtype(values, skipna=True)
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                kind = (
+                    pd.api.types.infer_dtype(values.cat.categories, skipna=True)
+                    if len(values.cat.categories)
+                    else "empty"
+                )
             if kind not in CATEGORY_VALUE_KINDS:
-                raise InvocationError(f"feature {c!r}: values must be strings (got {kind})", field=c)
-            continue
-        if pd.api.types.is_numeric_dtype(frame[c].dtype):
-            continue
-        numbers = pd.to_numeric(frame[c], errors="coerce")
-        bad = numbers.isna() & frame[c].notna()
-        if bad.any():
-            raise InvocationError(f"feature {c!r}: {int(bad.sum())} value(s) are not numbers", field=c)
-    return frame[spec.columns]
+                raise InvocationError(f"feature {c!r}: categorical values must be strings (got {kind})", field=c)
+            out[c] = values
+        else:
+            out[c] = _numbers(values, c)
+    return pd.DataFrame(out, index=frame.index, columns=spec.columns)
+
+
+def _numbers(values: pd.Series, column: str) -> np.ndarray:
+    """One numeric feature as float64 (missing as NaN), or an InvocationError saying what is wrong with it."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise InvocationError(f"feature {column!r}: booleans are not numbers", field=column)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        numbers = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values.tolist()):  # an unusual body: judged value by value, as sent
+            numbers[i] = _number(v, column)
+    if np.isinf(numbers).any():
+        raise InvocationError(f"feature {column!r}: values must be finite numbers", field=column)
+    return numbers
+
+
+def _number(value: Any, column: str) -> float:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return math.nan
+    if isinstance(value, bool | np.bool_):
+        raise InvocationError(f"feature {column!r}: booleans are not numbers", field=column)
+    try:
+        if isinstance(value, int | float | np.integer | np.floating | str):
+            return float(value)
+    except OverflowError:
+        raise InvocationError(f"feature {column!r}: values must be finite numbers", field=column) from None
+    except ValueError:
+        pass
+    raise InvocationError(f"feature {column!r}: values must be numbers", field=column)
 
 
 def predict(frame: pd.DataFrame, scorer: Scorer, num_threads: int) -> pd.DataFrame:

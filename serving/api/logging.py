@@ -2,7 +2,11 @@
 
 What may be logged at INFO: request id, method, path, status, row counts, latency, model version, and the
 *names* of tables and columns. Never names, balances, birth years or account ids (they arrive in bodies and in
-validation messages, which go to the client only).
+validation messages, which go to the client only). A genuine bug's traceback is logged at ERROR with its frames
+but without the exception's message, which may quote request data.
+
+Everything the process writes to stderr is one of these lines: Python warnings (numpy's RuntimeWarnings) are
+routed into logging, and LightGBM's messages too, instead of printing their own.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +71,13 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
 
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        """The traceback's frames and the exception's type, not its message (it may quote request data)."""
+        exc_type, exc, tb = ei
+        frames = "".join(traceback.format_list(traceback.extract_tb(tb)))
+        name = getattr(exc_type, "__qualname__", str(exc_type))
+        return f"Traceback (most recent call last):\n{frames}{name} (message withheld: it may quote request data)"
+
 
 def configure_logging(level: str = "info") -> None:
     """JSON lines on stderr for the whole process (payrank, uvicorn, mlflow); used by `payrank serve`."""
@@ -77,3 +89,7 @@ def configure_logging(level: str = "info") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mlflow"):  # they bring their own plain handlers
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)  # numpy's RuntimeWarnings and the like: logger "py.warnings", not raw stderr
+    import lightgbm
+
+    lightgbm.register_logger(logging.getLogger("lightgbm"))  # "[LightGBM] [Warning] …" lines become JSON too

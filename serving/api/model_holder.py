@@ -1,7 +1,9 @@
 """The model being served, loaded once at start and swapped atomically on reload.
 
 A request takes `holder.current` once and uses that object to the end, so a reload never mixes two models in
-one response; a failed reload leaves `current` untouched.
+one response; a failed reload leaves `current` untouched. Every load first proves, in a separate process that
+opens the registry afresh, that the model's files are the registered ones and that its boosters load
+(serving.model_store.load_model_checked): a corrupted bundle fails that process, never this one.
 """
 
 from __future__ import annotations
@@ -16,10 +18,16 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.api.metrics import Metrics
 from serving.api.settings import ApiSettings
-from serving.model_store import LoadedModel, load_model
-from training.tracking import use_tracking
+from serving.model_store import LoadedModel, load_model_checked
+from training.tracking import resolve_tracking_uri
 
 log = logging.getLogger("payrank.api")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its message's first line, or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class ReloadInProgress(RuntimeError):
@@ -43,23 +51,13 @@ class ServedModel:
 
 
 def load_served(settings: ApiSettings) -> ServedModel:
-    """Resolve the tracking URI, load the bundle and its signature (blocking; run it off the event loop)."""
-    use_tracking(settings.tracking_uri, settings)
-    loaded = load_model(settings.resolved_model_uri)
-    return ServedModel(loaded=loaded, input_schema=_input_schema(loaded))
-
-
-def _input_schema(loaded: LoadedModel) -> Any:
-    """The signature's input schema of exactly the version loaded (an alias may have moved meanwhile)."""
-    import mlflow
-
-    uri = f"models:/{loaded.name}/{loaded.version}" if loaded.name and loaded.version else loaded.uri
-    try:
-        signature = mlflow.models.get_model_info(uri).signature
-    except Exception as exc:  # a model without readable metadata still scores; /invocations parses untyped
-        log.warning("no input schema for the served model", extra={"error": type(exc).__name__})
-        return None
-    return signature.inputs if signature is not None else None
+    """Check the configured model in a separate process, then load it with its signature's input schema
+    (blocking; run it off the event loop). Raises ValueError with a one-line reason."""
+    tracking_uri = resolve_tracking_uri(settings.tracking_uri, settings)
+    loaded, schema = load_model_checked(settings.resolved_model_uri, tracking_uri)
+    if schema is None:
+        log.warning("no input schema for the served model; /invocations parses untyped")
+    return ServedModel(loaded=loaded, input_schema=schema)
 
 
 class ModelHolder:
@@ -71,6 +69,14 @@ class ModelHolder:
         self.current: ServedModel | None = None
         self._lock = asyncio.Lock()
 
+    def adopt(self, served: ServedModel) -> None:
+        """Serve a model loaded before the app started (`payrank serve` loads it before binding the port)."""
+        self.current = served
+        self.metrics.reloads.labels("ok").inc()
+        loaded = served.loaded
+        self.metrics.set_model(loaded.name, loaded.version, served.label, served.loaded_at)
+        log.info("model loaded", extra={"model_version": served.label, "uri": loaded.uri})
+
     async def load(self) -> ServedModel:
         """Load the configured model and serve it; raises (ValueError with a readable message) on failure."""
         if self._lock.locked():
@@ -78,12 +84,8 @@ class ModelHolder:
         async with self._lock:
             try:
                 served = await run_in_threadpool(load_served, self.settings)
-            except Exception:
+            except Exception:  # the caller says why, in one log line
                 self.metrics.reloads.labels("failed").inc()
                 raise
-            self.current = served
-            self.metrics.reloads.labels("ok").inc()
-            loaded = served.loaded
-            self.metrics.set_model(loaded.name, loaded.version, served.label, served.loaded_at)
-            log.info("model loaded", extra={"model_version": served.label, "uri": loaded.uri})
+            self.adopt(served)
             return served

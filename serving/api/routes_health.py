@@ -10,14 +10,14 @@ from serving.api.schemas import Health
 router = APIRouter(tags=["health"])
 
 
-@router.get("/ping", response_class=Response)
+@router.get("/ping", response_class=Response, responses={503: {"description": "No model is loaded"}})
 async def ping(holder: HolderDep) -> Response:
     """200 with "\\n" when a model is loaded (as MLflow's scoring server answers), else 503."""
     ok = holder.current is not None
     return Response("\n", status_code=status.HTTP_200_OK if ok else 503, media_type="application/json")
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "No model is loaded"}})
 async def health(holder: HolderDep, response: Response) -> Health:
     """`{"status": "ok"}` when a model is loaded; 503 `{"status": "no model"}` otherwise."""
     if holder.current is None:

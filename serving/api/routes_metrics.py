@@ -5,10 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from serving.api.deps import ApiKey, MetricsDep
+from serving.api.schemas import responses
 
 
 def metrics_router(public: bool) -> APIRouter:
-    router = APIRouter(tags=["metrics"], dependencies=[] if public else [ApiKey])
+    router = APIRouter(
+        tags=["metrics"], dependencies=[] if public else [ApiKey], responses={} if public else responses(401)
+    )
 
     @router.get("/metrics", response_class=Response)
     async def metrics(m: MetricsDep) -> Response:

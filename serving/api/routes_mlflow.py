@@ -11,10 +11,17 @@ from serving.api.deps import ApiKey, HolderDep, LimiterDep, MetricsDep, ModelDep
 from serving.api.invocations import check_features, fast_invoke, parse_input, predict, predictions_json
 from serving.api.logging import note
 from serving.api.model_holder import ServedModel
-from serving.api.schemas import VersionInfo
+from serving.api.schemas import ErrorMessage, InvocationErrorBody, VersionInfo, responses
 from serving.api.service import ThreadsFor, run_cpu
 
-router = APIRouter(tags=["mlflow"], dependencies=[ApiKey])
+router = APIRouter(tags=["mlflow"], dependencies=[ApiKey], responses=responses(401))
+INVOCATION_ERRORS = {
+    **responses(415, 503),
+    400: {
+        "model": InvocationErrorBody | ErrorMessage,
+        "description": "Input that cannot be scored (MLflow's shape), or a malformed request",
+    },
+}
 
 INVOCATIONS_DOC = {
     "requestBody": {
@@ -36,7 +43,7 @@ def _invoke(body: bytes, content_type: str | None, model: ServedModel, threads: 
     return predictions_json(predict(features, model.loaded.scorer, threads(len(features)))), len(features)
 
 
-@router.post("/invocations", response_class=Response, openapi_extra=INVOCATIONS_DOC)
+@router.post("/invocations", response_class=Response, openapi_extra=INVOCATIONS_DOC, responses=INVOCATION_ERRORS)
 async def invocations(
     request: Request, model: ModelDep, limiter: LimiterDep, threads: ThreadsDep, m: MetricsDep
 ) -> Response:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException, status
 
 from serving.api.deps import ApiKey, HolderDep, MetricsDep, ModelDep
 from serving.api.logging import note
-from serving.api.model_holder import ReloadInProgress
-from serving.api.schemas import ModelInfo, ReloadResult
+from serving.api.model_holder import ReloadInProgress, one_line
+from serving.api.schemas import ModelInfo, ReloadResult, responses
 
-router = APIRouter(prefix="/v1", tags=["model"], dependencies=[ApiKey])
+router = APIRouter(prefix="/v1", tags=["model"], dependencies=[ApiKey], responses=responses(401, 503))
 log = logging.getLogger("payrank.api")
 
 
@@ -22,7 +22,7 @@ async def model_info(model: ModelDep) -> ModelInfo:
     return ModelInfo(**model.describe())
 
 
-@router.post("/admin/reload", response_model=ReloadResult)
+@router.post("/admin/reload", response_model=ReloadResult, responses=responses(409))
 async def reload_model(holder: HolderDep, m: MetricsDep) -> ReloadResult:
     """Load the configured model URI again; on failure the current model keeps serving (503, or 409 if busy)."""
     before = holder.current.label if holder.current is not None else None
@@ -32,8 +32,8 @@ async def reload_model(holder: HolderDep, m: MetricsDep) -> ReloadResult:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"{exc}; still serving {before}") from None
     except Exception as exc:
         note(model_version=before)
-        log.warning("model reload failed; keeping the current model", extra={"error": type(exc).__name__})
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = one_line(exc)
+        log.warning("model reload failed; keeping the current model", extra={"reason": message})
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"reload failed: {message}; still serving {before}"
         ) from None

@@ -6,10 +6,10 @@ from fastapi import APIRouter
 
 from serving.api.deps import ApiKey, LimiterDep, MetricsDep, ModelDep, PolicyDep, SettingsDep, ThreadsDep
 from serving.api.logging import note
-from serving.api.schemas import ScoreRequest, ScoreResponse, WorklistRequest, WorklistResponse
+from serving.api.schemas import ScoreRequest, ScoreResponse, WorklistRequest, WorklistResponse, responses
 from serving.api.service import run_cpu, score_response, worklist_response
 
-router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[ApiKey])
+router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[ApiKey], responses=responses(401, 503))
 
 
 @router.post("/score", response_model=ScoreResponse)

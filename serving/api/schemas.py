@@ -9,10 +9,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StrictInt,
+)
 from pydantic_core import core_schema as cs
 
-MIN_DAY, MAX_DAY = date(1900, 1, 1), date(2200, 12, 31)
+from features.schema import FIRST_DAY, LAST_DAY
+from features.validate import parse_day
+
+MIN_DAY, MAX_DAY = FIRST_DAY, LAST_DAY
 MAX_CALLS = 1_000_000
 
 
@@ -43,24 +55,18 @@ Record = dict[str, Scalar]
 
 
 def _iso_day(value: Any) -> date:
+    """The validator's own as-of check (features.validate.parse_day), so the API and `--as-of` agree."""
     if not isinstance(value, str):
         raise ValueError("must be a date string YYYY-MM-DD")
-    try:
-        day = date.fromisoformat(value) if len(value) == 10 else None
-    except ValueError:
-        day = None
-    if day is None:
-        raise ValueError(f"must be a date YYYY-MM-DD, got {value[:40]!r}")
-    if not MIN_DAY <= day <= MAX_DAY:
-        raise ValueError(f"must be between {MIN_DAY} and {MAX_DAY}")
-    return day
+    return parse_day(value)
 
 
 IsoDay = Annotated[date, BeforeValidator(_iso_day)]
 
 
 class BookFragment(BaseModel):
-    """The contract's tables as records (column → value); `holds` is optional, the other tables are required."""
+    """The contract's tables as records (column → value); `holds`, `promises` and `decisions` are optional, the other
+    tables are required."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,6 +75,8 @@ class BookFragment(BaseModel):
     transactions: list[Record]
     contacts: list[Record]
     holds: list[Record] | None = None
+    promises: list[Record] | None = None  # optional tables of the contract that payrank's store adds
+    decisions: list[Record] | None = None
 
 
 class ScoreRequest(BaseModel):
@@ -81,9 +89,12 @@ class ScoreRequest(BaseModel):
 
 
 class WorklistRequest(ScoreRequest):
-    """The call list for the day after `as_of`, at most `calls` rows."""
+    """The call list for the day after `as_of`: the `calls` best allowed calls (fewer only if fewer are allowed)."""
 
-    calls: int = Field(100, ge=0, le=MAX_CALLS, description="How many calls the team can make.")
+    calls: StrictInt = Field(100, ge=0, le=MAX_CALLS, description="How many calls the team can make (an integer).")
+    profitable_only: StrictBool = Field(
+        False, description="List only calls expected to pay for themselves, even when capacity remains."
+    )
 
 
 class ScoreRow(BaseModel):
@@ -116,6 +127,7 @@ class WorklistRow(BaseModel):
     balance: float
     p_pay: float
     expected_value: float
+    below_break_even: bool
     best_alternative: str
     reasons: str
     other_accounts: str
@@ -149,6 +161,7 @@ class ModelInfo(BaseModel):
     alias: str | None
     uri: str
     run_id: str | None
+    digest: str | None = Field(None, description="SHA-256 digest of the bundle and its entry file, as registered")
     label: str
     as_of: str | None
     data_window: str | None
@@ -170,3 +183,48 @@ class ReloadResult(BaseModel):
     previous: str | None
     changed: bool
     model: ModelInfo
+
+
+# ---- error bodies, as the OpenAPI schema documents them ------------------------------------------------------
+
+
+class ErrorMessage(BaseModel):
+    """An error about the request as a whole (401, 409, 413, 503, a malformed request's 400)."""
+
+    detail: str
+
+
+class InvocationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class InvocationErrorBody(BaseModel):
+    """/invocations' 400 and 415: MLflow's `{"error_code", "message"}` plus `detail` naming the field."""
+
+    error_code: str
+    message: str
+    detail: list[InvocationErrorItem]
+
+
+class InternalError(BaseModel):
+    """A bug: the request id finds the traceback in the server's log."""
+
+    detail: str
+    request_id: str
+
+
+RESPONSES: dict[int, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "A malformed request: an invalid Content-Length, an unreadable body"},
+    401: {"model": ErrorMessage, "description": "No or wrong API key in the X-API-Key header"},
+    409: {"model": ErrorMessage, "description": "A reload is already running"},
+    413: {"model": ErrorMessage, "description": "The body is larger than PAYRANK_MAX_BODY_BYTES"},
+    415: {"model": InvocationErrorBody, "description": "A content type (or charset) the scoring protocol lacks"},
+    500: {"model": InternalError, "description": "A bug (never bad input): the request id finds it in the log"},
+    503: {"model": ErrorMessage, "description": "No model is loaded, or the reload failed (the old model serves on)"},
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the given error statuses, so the schema declares every status a route returns."""
+    return {code: RESPONSES[code] for code in codes}

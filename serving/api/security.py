@@ -3,16 +3,23 @@
 Keys are configured as digests (PAYRANK_API_KEY_HASHES) or, for convenience, as plain keys (PAYRANK_API_KEYS)
 that are hashed once at start; neither is ever logged. Without any key the app refuses to start, unless
 PAYRANK_ALLOW_NO_AUTH=true (local experiments only).
+
+The key is checked by `ApiKeyMiddleware` before routing and before a byte of the body is read, so an
+unauthenticated request learns nothing from how its body is judged (malformed JSON without a key is a 401, not
+a 422). The `require_api_key` dependency checks again and declares the scheme in the OpenAPI schema.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from collections.abc import Collection
 from typing import Annotated
 
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.api.settings import ApiSettings
 
@@ -66,3 +73,48 @@ async def require_api_key(request: Request, key: Annotated[str | None, Security(
             detail=f"missing or invalid API key (send it in the {HEADER} header)",
             headers={"WWW-Authenticate": HEADER},
         )
+
+
+UNAUTHORIZED = {"detail": f"missing or invalid API key (send it in the {HEADER} header)"}
+
+
+class ApiKeyMiddleware:
+    """401 for every request to a path outside `open_paths` without a valid key, before the body is read.
+
+    Paths under `own_auth_prefixes` (the specialists' workspace) authenticate people by their own credentials.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        digests: list[bytes],
+        open_paths: Collection[str],
+        own_auth_prefixes: tuple[str, ...] = (),
+    ) -> None:
+        self.app = app
+        self.digests = digests
+        self.open_paths = frozenset(open_paths)
+        self.own_auth_prefixes = own_auth_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.digests
+            or path in self.open_paths
+            or path.startswith(self.own_auth_prefixes)
+        ):
+            await self.app(scope, receive, send)
+            return
+        given = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == HEADER.lower().encode()]
+        if len(given) == 1 and key_matches(given[0], self.digests):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(UNAUTHORIZED).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", HEADER.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

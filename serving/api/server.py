@@ -1,4 +1,9 @@
-"""Running the app under uvicorn (one worker), as `payrank serve` does."""
+"""Running the app under uvicorn (one worker), as `payrank serve` does.
+
+Configuration is checked before logging is set up (a missing key or policy file: a plain message and exit 2);
+the model is loaded before the port is bound, so a model that cannot be served is one JSON log line saying why
+and a non-zero exit, never a traceback or a process killed by LightGBM.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,10 @@ from serving.api.settings import ApiSettings
 
 class ServeError(ValueError):
     """A configuration problem reported to the user in one line per problem (values are never echoed)."""
+
+
+class StartFailed(RuntimeError):
+    """The model could not be loaded at start; the reason is already logged (one JSON line)."""
 
 
 def build_settings(**overrides: Any) -> ApiSettings:
@@ -35,17 +44,31 @@ def serve(
     tracking_uri: str | None = None,
     policy: Path | None = None,
 ) -> None:
-    """Build the app (refusing to start without an API key) and run it until interrupted."""
+    """Build the app (refusing to start without an API key or with an unreadable policy), load the model, and run
+    until interrupted; raises StartFailed (already logged) when the model cannot be loaded."""
+    import logging
+
     import uvicorn
 
     from serving.api.app import create_app
     from serving.api.logging import configure_logging
+    from serving.api.model_holder import load_served, one_line
     from serving.api.security import key_digests
+    from serving.policy_config import PolicyConfigError, load_policy
 
     settings = build_settings(host=host, port=port, model_uri=model, tracking_uri=tracking_uri, policy=policy)
     key_digests(settings)  # refuse before touching the process's logging
+    try:
+        load_policy(settings.policy)
+    except PolicyConfigError as exc:
+        raise ServeError(f"PAYRANK_POLICY / --policy: {exc}") from None
     configure_logging(settings.log_level)
-    app = create_app(settings)
+    try:
+        served = load_served(settings)
+    except Exception as exc:
+        logging.getLogger("payrank.api").error("cannot start: %s", one_line(exc))
+        raise StartFailed(one_line(exc)) from None
+    app = create_app(settings, served)
     uvicorn.run(
         app,
         host=settings.host,

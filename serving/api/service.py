@@ -78,7 +78,7 @@ def worklist_response(
     """The /v1/worklist body and how many open accounts were scored for it."""
     threads_n = threads(len(request.book.accounts))
     scored = score_fragment(request, model, policy, threads_n, costs, reasons=False)  # listed rows get them
-    listed, left_out = build_worklist(scored, request.calls, policy)
+    listed, left_out = build_worklist(scored, request.calls, policy, request.profitable_only)
     body = WorklistResponse(
         model_version=model.label,
         as_of=request.as_of,
