@@ -84,8 +84,24 @@ def score_book(
         pending = pool.submit(evaluate_policy, book, as_of, feats[["account_id", "guarantor_id"]], policy)
         pred = scorer.predict(feats, num_threads=num_threads)
         verdict = pending.result()
+    scores, values = finish_scores(feats, pred, verdict.allowed, scorer, costs, model_version, num_threads, reasons)
+    return Scored(scores, values, verdict, feats, scorer=scorer, num_threads=num_threads, has_reasons=reasons)
+
+
+def finish_scores(
+    feats: pd.DataFrame,
+    pred: pd.DataFrame,
+    allowed_channels: pd.DataFrame,
+    scorer: Scorer,
+    costs: dict[str, float],
+    model_version: str,
+    num_threads: int = 0,
+    reasons: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(score rows, values per action) from features, predictions and the policy's allowed channels: row by row,
+    so any split of the rows gives the same rows (the Spark engine scores per partition with this)."""
     values = action_values(pred, costs)
-    allowed = verdict.allowed[list(CHANNELS)].copy()
+    allowed = allowed_channels[list(CHANNELS)].copy()
     allowed.insert(0, "none", True)
     best = best_action(values, allowed).astype(str)
     # "none" unless an allowed action pays for itself: best_action ranks "none" (value 0) first on ties
@@ -105,11 +121,11 @@ def score_book(
                 if reasons
                 else np.full(len(feats), "", dtype=object)
             ),
-            "allowed_channels": _allowed_text(verdict.allowed),
+            "allowed_channels": _allowed_text(allowed_channels),
             "model_version": str(model_version),
         }
     )
-    return Scored(scores, values, verdict, feats, scorer=scorer, num_threads=num_threads, has_reasons=reasons)
+    return scores, values
 
 
 def _allowed_text(allowed: pd.DataFrame) -> np.ndarray:

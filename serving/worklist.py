@@ -66,9 +66,18 @@ def build_worklist(
     With `profitable_only`, calls whose expected increment is not positive are left out (`call_not_worth_it`)
     even when capacity remains; otherwise they fill it, flagged `below_break_even`.
     """
+    listed, exclusions = rank_calls(scored, calls, policy, profitable_only)
+    return listed[WORKLIST_COLUMNS], exclusions
+
+
+def rank_calls(
+    scored: Scored, calls: int, policy: PolicyConfig, profitable_only: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """build_worklist's rows, the listed ones with their unrounded `increment` too (what the Spark engine's
+    global top-N orders partitions' lists by)."""
     s = scored.scores
     if s.empty:
-        return pd.DataFrame(columns=WORKLIST_COLUMNS), pd.DataFrame(columns=EXCLUSION_COLUMNS)
+        return pd.DataFrame(columns=[*WORKLIST_COLUMNS, "increment"]), pd.DataFrame(columns=EXCLUSION_COLUMNS)
     inc = call_increment(scored)
     windows = scored.policy.allowed[["call_window_local", "call_window_start_utc", "call_window_end_utc"]]
     frame = pd.concat([s, inc, windows], axis=1)
@@ -105,7 +114,7 @@ def build_worklist(
         ignore_index=True,
     )[EXCLUSION_COLUMNS]
     exclusions = exclusions.sort_values(["account_id", "rule"], kind="stable").reset_index(drop=True)
-    return out[WORKLIST_COLUMNS].reset_index(drop=True), exclusions
+    return out[[*WORKLIST_COLUMNS, "increment"]].reset_index(drop=True), exclusions
 
 
 def worklist_summary(listed: pd.DataFrame, calls: int) -> dict[str, float | int]:
