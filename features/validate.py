@@ -237,14 +237,16 @@ def _range_text(col: Column) -> str:
     return f"{number.format(lo)} … {high}" + (" dollars" if col.kind == "money" else "")
 
 
-def _typed_table(name: str, raw: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame | None:
+def _typed_table(
+    name: str, raw: pd.DataFrame, problems: list[Problem], keep_index: bool = False
+) -> pd.DataFrame | None:
     table = TABLES[name]
     missing = [c for c in table.names if c not in raw.columns]
     for c in missing:
         problems.append(Problem(name, c, "required column is missing"))
     if missing:
         return None
-    raw = raw.reset_index(drop=True)
+    raw = raw if keep_index else raw.reset_index(drop=True)  # keep_index: a slice named by its rows' book positions
     out = pd.DataFrame(index=raw.index)
     for col in table.columns:
         values = raw[col.name]
@@ -411,9 +413,13 @@ def _foreign_key_problems(typed: dict[str, pd.DataFrame], name: str, col: Column
     return [Problem(name, col.name, f"{int(bad.sum())} row(s) point to no {ref_table} row; {examples}")], pos
 
 
-def _checked_table(name: str, frame: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Problem]]:
+def _checked_table(
+    name: str, frame: pd.DataFrame, keep_index: bool = False
+) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """(typed table or None, its problems); with `keep_index`, rows are named by the frame's index (a slice of a
+    table whose index holds the rows' positions in the whole table, as the Spark engine checks it)."""
     problems: list[Problem] = []
-    result = _typed_table(name, frame, problems)
+    result = _typed_table(name, frame, problems, keep_index)
     if result is not None:
         _row_checks(name, result, problems)
     return result, problems
