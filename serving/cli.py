@@ -19,6 +19,8 @@ from rich.console import Console
 
 from features.scenarios import SCENARIOS
 from features.validate import BookError
+from serving import cli_spark
+from serving.cli_spark import EngineOpt, SparkMasterOpt, spark_job
 from serving.cli_store import WithStoreOpt, overlay_store, publish_scored
 from serving.cli_store import register as register_store_commands
 from serving.config import Settings
@@ -118,13 +120,24 @@ def validate(data: DataOpt) -> None:
 
 @app.command()
 @friendly_errors
-def features(data: DataOpt, as_of: AsOfOpt, out: OutOpt, with_store: WithStoreOpt = False) -> None:
+def features(
+    data: DataOpt,
+    as_of: AsOfOpt,
+    out: OutOpt,
+    with_store: WithStoreOpt = False,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
+) -> None:
     """Build point-in-time features for every open account on the as-of day."""
     from features.build import build_features
     from features.io import check_output_path, write_frame
     from features.load import load_book
 
     day = parse_day(as_of)
+    if (job := spark_job(engine, spark_master, with_store)) is not None:
+        rows = cli_spark.features(job, data, day, out)
+        console.print(f"wrote {rows:,} open accounts to [bold]{out}[/] (Spark {job.master})")
+        return
     check_output_path(out)
     book = load_book(data)
     book = overlay_store(book) if with_store else book
@@ -159,6 +172,8 @@ def train(
         str, typer.Option(help="Channel learners to compare, comma-separated: " + ", ".join(LEARNER_NAMES))
     ] = ",".join(LEARNER_NAMES),
     with_store: WithStoreOpt = False,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Train on everything the book knew on the as-of day; log to MLflow; register; maybe promote."""
     from training.registry import Gate
@@ -167,8 +182,15 @@ def train(
     day = parse_day(as_of)
     from features.load import load_book
 
-    book = load_book(data)
-    book = overlay_store(book) if with_store else book
+    job = spark_job(engine, spark_master, with_store)
+    if job is not None:  # snapshots on Spark, the fit here
+        from serving.spark.jobs import run_train
+
+        book = None
+        train_bundle = lambda _book, cfg, update: run_train(job, data, cfg, update)  # noqa: E731
+    else:
+        book = load_book(data)
+        book = overlay_store(book) if with_store else book
     cfg = TrainConfig(
         as_of=day,
         model_name=model_name,
@@ -375,12 +397,22 @@ def score(
         ),
     ] = False,
     with_store: WithStoreOpt = False,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Score every open account for work on the day after the as-of day (machine-readable; no reasons unless
     asked: people read reasons on the worklist, which computes them for its rows)."""
     from features.io import check_output_path, write_frame
     from serving.policy_config import load_policy
 
+    if (job := spark_job(engine, spark_master, with_store)) is not None:
+        day, config = parse_day(as_of), load_policy(policy)
+        loaded = _load_model(model, tracking_uri, model_name)
+        counts = cli_spark.score(job, data, day, out, loaded, config, reasons)
+        console.print(
+            f"scored {sum(counts.values()):,} open accounts with {loaded.label} → [bold]{out}[/]; best: {counts}"
+        )
+        return
     check_output_path(out)
     config = load_policy(policy)
     scored, loaded, _ = _load_and_score(
@@ -420,6 +452,8 @@ def worklist(
         str | None, typer.Option("--on-shift", help="With --publish: who works today (ids, comma-separated).")
     ] = None,
     with_store: WithStoreOpt = False,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """The ordered call list for the day after the as-of day: the --calls best allowed calls, one per guarantor.
     Calls not expected to pay for themselves fill remaining capacity, flagged below_break_even."""
@@ -429,10 +463,29 @@ def worklist(
 
     if out is None and explain is None and not publish:
         raise UserError("give --out FILE for the list, --publish, or --explain ACCOUNT_ID")
+    job = spark_job(engine, spark_master, with_store)
+    if job is not None and (publish or explain is not None):
+        raise UserError("--publish and --explain work with --engine pandas only")
     for path, option in ((out, "--out"), (exclusions, "--exclusions")):
-        if path is not None:
+        if path is not None and (job is None or option == "--out"):  # Spark writes exclusions as a folder or file
             check_output_path(path, option)
     config = load_policy(policy)
+    if job is not None:
+        from serving.spark.jobs import check_spark_output
+
+        if exclusions is not None:
+            check_spark_output(exclusions, "--exclusions")
+        loaded = _load_model(model, tracking_uri, model_name)
+        listed, left_out = cli_spark.worklist(
+            job, data, parse_day(as_of), calls, loaded, config, profitable_only, exclusions
+        )
+        if out is not None:
+            write_frame(listed, out)
+            console.print(f"{len(listed):,} calls → [bold]{out}[/]")
+        console.print(summary_text(worklist_summary(listed, calls)), highlight=False)
+        if exclusions is not None:
+            console.print(f"{left_out:,} accounts left out, with why → [bold]{exclusions}[/]")
+        return
     # reasons=False: build_worklist computes them for the listed rows only
     # --publish always reads the store: today's recorded outcomes and holds must reach the contact rules
     scored, loaded, book = _load_and_score(

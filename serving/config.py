@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,11 @@ class Settings(BaseSettings):
         0.1, ge=0.0, le=0.5, description="calls around the capacity cut drawn at random, as a share of capacity"
     )
     token_hours: float = Field(12.0, gt=0, le=24 * 30, description="how long a specialist's login lasts")
+    engine: Literal["pandas", "spark"] = Field(
+        "pandas", description="pandas (one machine) or spark (docs/scale-out.md)"
+    )
+    spark_master: str = Field("local[2]", description="Spark master URL for --engine spark")
+    spark_partitions: int = Field(8, ge=1, description="guarantor groups (shuffle partitions) per Spark stage")
     work_clock_start: datetime | None = Field(
         None, description="demos only: the work API's clock starts at this instant (naive = UTC) and runs from there"
     )

@@ -94,6 +94,22 @@ def auto_step(n_accounts: int) -> int:
     return int(np.clip(np.ceil(n_accounts / AUTO_STEP_ACCOUNTS), 1, MAX_AUTO_STEP))
 
 
+def training_windows(first_day: date, n_accounts: int, cfg: TrainConfig) -> Windows:
+    """The as-of days of every use (fit, valid, holdout, final, recent), one every `step` days."""
+    step = cfg.snapshot_step_days or auto_step(n_accounts)
+    w = plan_windows(cfg.as_of, first_day, horizon=30, step=step, final_days=cfg.final_window_days)
+    check_no_overlap(w)
+    return w
+
+
+def mark_uses(snaps: pd.DataFrame, w: Windows) -> pd.DataFrame:
+    """Boolean columns in_fit, in_valid, in_holdout, in_final and in_recent: which uses a row's day serves."""
+    as_of = pd.to_datetime(snaps["as_of"])
+    for name in ("fit", "valid", "holdout", "final", "recent"):
+        snaps[f"in_{name}"] = as_of.isin(pd.to_datetime(list(getattr(w, name)))).to_numpy()
+    return snaps
+
+
 def build_training_frame(
     book: Book, cfg: TrainConfig, progress: Progress | None = None
 ) -> tuple[pd.DataFrame, Windows]:
@@ -102,19 +118,18 @@ def build_training_frame(
     Boolean columns in_fit, in_valid, in_holdout, in_final and in_recent say which uses a row's day serves.
     """
     first_day = pd.Timestamp(book.accounts["service_date"].min()).date()
-    step = cfg.snapshot_step_days or auto_step(len(book.accounts))
-    w = plan_windows(cfg.as_of, first_day, horizon=30, step=step, final_days=cfg.final_window_days)
-    check_no_overlap(w)
+    w = training_windows(first_day, len(book.accounts), cfg)
     cb = (lambda i, n: progress("snapshots", i, n)) if progress else None
     snaps = build_snapshots(
         book, w.days(), horizons=(30, 14), progress=cb, max_rows_per_day=cfg.max_rows_per_day, seed=cfg.seed
     )
     snaps["paid_amount_30d"] = paid_amounts(book, snaps["account_id"], snaps["as_of"], 30)
     snaps["paid_amount_14d"] = paid_amounts(book, snaps["account_id"], snaps["as_of"], 14)
-    as_of = pd.to_datetime(snaps["as_of"])
-    for name in ("fit", "valid", "holdout", "final", "recent"):
-        snaps[f"in_{name}"] = as_of.isin(pd.to_datetime(list(getattr(w, name)))).to_numpy()
-    return snaps, w
+    return mark_uses(snaps, w), w
+
+
+FramesBuilder = Callable[[TrainConfig, Progress | None], tuple[pd.DataFrame, Windows]]
+"""Builds the training frame (as build_training_frame) from elsewhere: the Spark engine's snapshots."""
 
 
 def fit_bundle(
@@ -319,9 +334,16 @@ def _uplift_deciles(hold: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def train_bundle(book: Book, cfg: TrainConfig, progress: Progress | None = None) -> Trained:
-    """Everything but MLflow: snapshots, fit (selection and final), evaluate."""
-    snaps, w = build_training_frame(book, cfg, progress)
+def train_bundle(
+    book: Book | None, cfg: TrainConfig, progress: Progress | None = None, frames: FramesBuilder | None = None
+) -> Trained:
+    """Everything but MLflow: snapshots (from `book`, or from `frames` when given), fit, evaluate."""
+    if frames is not None:
+        snaps, w = frames(cfg, progress)
+    elif book is not None:
+        snaps, w = build_training_frame(book, cfg, progress)
+    else:
+        raise ValueError("train_bundle needs a book or a frames builder")
     served, evaluation, comparison, p_contact = fit_bundle(snaps, w, cfg, progress)
     if progress:
         progress("holdout evaluation", 0, 1)
