@@ -3,18 +3,29 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-quick docs eval clean
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: java-check demo test lint format bench bench-quick docs eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $(STAMP)
+
+# Spark (--engine spark, tests/test_spark.py) needs Java 17+; the Spark tests are skipped without it.
+java-check:
+	@if command -v java >/dev/null 2>&1; then java -version 2>&1 | head -1; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get install -y -q openjdk-17-jre-headless; \
+	else echo "Java 17+ is missing: Spark tests will be skipped. Install it as root:" \
+	  "apt-get install openjdk-17-jre-headless (Debian/Ubuntu)"; fi
 
 demo: $(STAMP)
 	$(BIN)/payrank demo
 
-test: $(STAMP)
+test: $(STAMP) java-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -40,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.training
 	$(BIN)/python -m benchmarks.scoring
 	$(BIN)/python -m benchmarks.api
+	$(BIN)/python -m benchmarks.spark
 	$(BIN)/python -m benchmarks.plot
 
 bench-quick: $(STAMP)
