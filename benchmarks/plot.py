@@ -218,7 +218,33 @@ def markdown_table(results_dir: Path = RESULTS_DIR) -> str:
             f"{score['config'].get('score_threads', score['config']['num_threads'])}; prediction step "
             "on the open accounts)\n\n" + _table(head, rows)
         )
+    spark = read_results(results_dir, "spark")
+    if spark:
+        out.append(spark_table(spark))
     return "\n\n".join(out)
+
+
+def spark_table(spark: dict[str, Any]) -> str:
+    """Spark local[2] next to pandas: seconds and peak memory (driver Python, driver JVM, workers) per task."""
+    gib = 1 / 1024
+    rows = []
+    for e in spark.get("sizes", []):
+        for task in ("features", "score"):
+            for engine in ("pandas", "spark"):
+                m = e.get(f"{task}_{engine}", {})
+                rows.append(
+                    [
+                        f"{e['accounts']:,} ({e['book_accounts']:,})",
+                        task,
+                        engine,
+                        _med(m.get("seconds")),
+                        _med(m.get("driver_python_mib"), gib, "{:.2f}"),
+                        _med(m.get("driver_jvm_mib"), gib, "{:.2f}"),
+                        _med(m.get("workers_mib"), gib, "{:.2f}"),
+                    ]
+                )
+    head = ["accounts (book)", "task", "engine", "seconds", "driver Python GiB", "driver JVM GiB", "workers GiB"]
+    return "**Spark** (local[2] beside pandas, same run)\n\n" + _table(head, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
