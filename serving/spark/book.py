@@ -61,7 +61,12 @@ def _read_parquet(spark: Any, src: str, name: str) -> Any:
     return None
 
 
+JDBC_DRIVERS = {"postgresql": "org.postgresql.Driver", "mysql": "com.mysql.cj.jdbc.Driver", "sqlite": "org.sqlite.JDBC"}
+
+
 def _read_jdbc(spark: Any, url: str, name: str, options: dict[str, str]) -> Any:
+    driver = JDBC_DRIVERS.get(url.split(":")[1]) if url.count(":") > 1 else None
+    options = {"driver": driver, **options} if driver else options
     try:
         return spark.read.format("jdbc").options(url=url, dbtable=name, **options).load()
     except Exception as exc:

@@ -70,7 +70,9 @@ def write_output(frame: Any, path: str | Path, option: str = "--out") -> Path:
             frame.write.parquet(str(target))
         check_spark_output(out, option)
         if out.is_dir() and not out.is_symlink():
-            shutil.rmtree(out)
+            shutil.rmtree(out)  # the previous run's folder of part files
+        elif out.exists() and target.is_dir():
+            out.unlink()  # a single file (the pandas engine's output) becomes a folder
         os.replace(target, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -60,6 +60,8 @@ def get_spark(master: str = DEFAULT_MASTER, partitions: int = DEFAULT_PARTITIONS
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.python.worker.reuse", "true")  # a worker keeps its loaded bundle between tasks
     )
+    if os.environ.get("PAYRANK_SPARK_JARS") and "spark.jars" not in conf:  # e.g. a JDBC driver's jar
+        builder = builder.config("spark.jars", os.environ["PAYRANK_SPARK_JARS"])
     for key, value in conf.items():
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()
