@@ -207,13 +207,17 @@ def run(sizes: list[int], repeats: int, results_dir: Path, work_dir: Path, args:
         "config": {"as_of": BOOK_END.isoformat(), "repeats": repeats, "groups": args.groups, "master": "local[2]"},
         "sizes": [],
     }
-    home = Path(tempfile.mkdtemp(prefix="payrank-bench-spark-home-"))
-    model_book = ensure_book(work_dir, args.model_accounts, log)
-    log(f"training the bench bundle on {model_book['accounts']:,} accounts ...")
-    trained = run_child(
-        "benchmarks.scoring:train_model", {"book": model_book["path"], "home": str(home), "num_threads": 0}
-    )
-    model = {"model_uri": trained["model_uri"], "tracking_uri": trained["tracking_uri"]}
+    if args.model_uri and args.tracking_uri:  # a bundle registered elsewhere (training it here takes minutes)
+        model = {"model_uri": args.model_uri, "tracking_uri": args.tracking_uri}
+    else:
+        home = Path(tempfile.mkdtemp(prefix="payrank-bench-spark-home-"))
+        model_book = ensure_book(work_dir, args.model_accounts, log)
+        log(f"training the bench bundle on {model_book['accounts']:,} accounts ...")
+        trained = run_child(
+            "benchmarks.scoring:train_model", {"book": model_book["path"], "home": str(home), "num_threads": 0}
+        )
+        model = {"model_uri": trained["model_uri"], "tracking_uri": trained["tracking_uri"]}
+    payload["config"]["model"] = model
     eq_book = ensure_book(work_dir, round(args.equality_guarantors * 1.5), log)
     eq = run_child("benchmarks.spark:equality_child", {"book": eq_book["path"], **model, "calls": 500}, timeout=7200)
     payload["equality"] = {"guarantors": eq_book["guarantors"], "accounts": eq_book["accounts"], **eq}
@@ -280,6 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--equality-guarantors", type=int, default=20_000)
     p.add_argument("--model-accounts", type=int, default=30_000)
     p.add_argument("--groups", type=int, default=8, help="guarantor groups (shuffle partitions) per stage")
+    p.add_argument("--model-uri", help="score with this registered bundle (with --tracking-uri), not a new one")
+    p.add_argument("--tracking-uri", help="the MLflow store of --model-uri")
     args = p.parse_args(argv)
     sizes, repeats = sizes_and_repeats(args)
     if not args.sizes and not args.quick:

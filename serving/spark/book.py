@@ -100,7 +100,7 @@ def pack(tables: dict[str, Any], groups: int) -> tuple[Any, dict[str, pa.Schema]
         if frame is None:
             continue
         cols = [c for c in frame.columns if c != ROW]
-        schemas[name] = to_arrow_schema(frame.select(*cols).schema)
+        schemas[name] = _naive(to_arrow_schema(frame.select(*cols).schema, timezone="UTC"))
         if name in {"guarantors", "accounts"}:
             keyed = frame.withColumn(PART, group_column(F.col("guarantor_id"), groups))
         else:
@@ -112,6 +112,15 @@ def pack(tables: dict[str, Any], groups: int) -> tuple[Any, dict[str, pa.Schema]
     for part in parts[1:]:
         packed = packed.unionByName(part, allowMissingColumns=True)
     return packed, schemas
+
+
+def _naive(schema: pa.Schema) -> pa.Schema:
+    """Timestamps without a zone: Spark hands pandas naive UTC times (session time zone UTC), as the book has them."""
+    fields = [
+        pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) and f.type.tz else f
+        for f in schema
+    ]
+    return pa.schema(fields)
 
 
 def unpack_raw(pdf: pd.DataFrame, schemas: dict[str, pa.Schema]) -> dict[str, pd.DataFrame | None]:
