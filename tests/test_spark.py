@@ -181,7 +181,7 @@ def test_training_snapshots_on_spark(spark, shared) -> None:
     from training.train import TrainConfig, build_training_frame
 
     folder, book, _ = shared
-    cfg = TrainConfig(as_of=date(2026, 8, 20), snapshot_step_days=60, max_rows_per_day=None)
+    cfg = TrainConfig(as_of=date(2026, 8, 20), snapshot_step_days=90, max_rows_per_day=None)
     tables = read_tables(spark, str(folder))
     packed, schemas = pack(tables, GROUPS)
     got, w = spark_frames(tables, packed, schemas)(cfg, None)
@@ -191,7 +191,7 @@ def test_training_snapshots_on_spark(spark, shared) -> None:
     pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False, check_exact=False, atol=1e-9)
 
     sampled, _ = spark_frames(tables, packed, schemas)(
-        TrainConfig(as_of=date(2026, 8, 20), snapshot_step_days=60, max_rows_per_day=500), None
+        TrainConfig(as_of=date(2026, 8, 20), snapshot_step_days=90, max_rows_per_day=500), None
     )
     per_day = sampled.groupby("as_of").size()
     assert per_day.max() == 500 and np.all(per_day <= 500)
