@@ -200,6 +200,39 @@ def time_model(fixed_s: float, per_account_core_s: float, accounts: int, cores: 
     return fixed_s + waves * (accounts / partitions) * per_account_core_s
 
 
+def measure_time_model(work_dir: Path, accounts: int, model: dict, groups: int) -> dict[str, Any]:
+    """Fixed cost F (features on local[1], a ~3k-account book: sessions, jobs, workers) and per-account cost c per
+    core (features on local[1] at `accounts`), then T(N, E cores, P partitions) = F + ceil(P/E)·(N/P)·c, checked
+    against a local[2] run of the same book. One-core runs are the least disturbed by a busy machine."""
+    runs: dict[str, float] = {}
+    for name, size, cores in (("fixed", 3_000, 1), ("one_core", accounts, 1), ("two_cores", accounts, 2)):
+        meta = ensure_book(work_dir, size, log)
+        kw = {"book": meta["path"], "task": "features", **model, "master": f"local[{cores}]", "groups": groups}
+        r = run_child("benchmarks.spark:spark_child", kw, timeout=4 * 3600)
+        runs[name], runs[f"{name}_accounts"] = r["seconds"], meta["accounts"]
+        log(
+            f"time model: features on local[{cores}], {meta['accounts']:,} accounts, {groups} groups: "
+            f"{r['seconds']:.1f} s"
+        )
+    fixed, n = runs["fixed"], runs["one_core_accounts"]
+    per_account = max(runs["one_core"] - fixed, 0.0) / n
+    projection = [
+        {"accounts": a, "cores": c, "partitions": max(c, math.ceil(a / 250_000)), "seconds": None}
+        for a in (1_000_000, 10_000_000, 50_000_000)
+        for c in (2, 8, 32, 128)
+    ]
+    for p in projection:
+        p["seconds"] = round(time_model(fixed, per_account, p["accounts"], p["cores"], p["partitions"]), 1)
+    return {
+        "runs": runs,
+        "fixed_s": fixed,
+        "per_account_core_us": per_account * 1e6,
+        "two_cores_predicted_s": time_model(fixed, per_account, n, 2, groups),
+        "two_cores_measured_s": runs["two_cores"],
+        "projection": projection,
+    }
+
+
 def run(sizes: list[int], repeats: int, results_dir: Path, work_dir: Path, args: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "benchmark": "spark",
@@ -247,34 +280,7 @@ def run(sizes: list[int], repeats: int, results_dir: Path, work_dir: Path, args:
                 entry[f"{task}_{engine}"] = {**summarise_runs(runs, KEYS + ("session_s",)), "runs": runs}
         payload["sizes"].append(entry)
         write_results(results_dir, "spark", payload)
-    smallest = min(sizes)
-    meta = ensure_book(work_dir, smallest, log)
-    per_core: dict[str, float] = {}
-    for cores in (1, 2):
-        kw = {"book": meta["path"], "task": "features", **model, "master": f"local[{cores}]", "groups": args.groups}
-        r = run_child("benchmarks.spark:spark_child", kw, timeout=4 * 3600)
-        per_core[str(cores)] = r["seconds"]
-        log(
-            f"time model: features on local[{cores}], {smallest:,} accounts, {args.groups} groups: {r['seconds']:.1f} s"
-        )
-    t1, t2, n = per_core["1"], per_core["2"], meta["accounts"]
-    # t1 = F + N·c, t2 = F + N·c/2 (the same partitions over twice the cores)
-    per_account = max(2 * (t1 - t2) / n, 1e-9)
-    fixed = max(t1 - n * per_account, 0.0)
-    projection = [
-        {"accounts": a, "cores": c, "partitions": max(c, math.ceil(a / 250_000)), "seconds": None}
-        for a in (1_000_000, 10_000_000, 50_000_000)
-        for c in (2, 8, 32, 128)
-    ]
-    for p in projection:
-        p["seconds"] = round(time_model(fixed, per_account, p["accounts"], p["cores"], p["partitions"]), 1)
-    payload["time_model"] = {
-        "measured_accounts": n,
-        "seconds_by_cores": per_core,
-        "fixed_s": fixed,
-        "per_account_core_us": per_account * 1e6,
-        "projection": projection,
-    }
+    payload["time_model"] = measure_time_model(work_dir, min(sizes), model, args.groups)
     write_results(results_dir, "spark", payload)
     return payload
 
