@@ -18,7 +18,7 @@ from serving.policy_config import PolicyConfig
 from serving.scoring import score_book
 from serving.worklist import build_worklist
 from tests.conftest import BOOK_END
-from training.fit import fit_channel_model, propensity_weights
+from training.channel_fit import channel_rows, fit_candidate
 from training.policy_value import receivable_actions
 
 CAPACITY = 60
@@ -98,17 +98,15 @@ SIM_END = pd.Timestamp("2026-09-30")
 
 
 def channel_model(book):
-    """The channel model as training fits it (training.fit, propensity weights as in fit_bundle) on snapshots
-    every 3 days of the explored stretch."""
+    """The channel model as training fits it (training.channel_fit: every contacted row, a sample of the others,
+    the default outcome learner) on snapshots every 3 days of the explored stretch."""
     days = [SIM_END - pd.Timedelta(days=d) for d in range(15, EXPLORE_DAYS - 1, 3)]
     snaps = build_snapshots(book, days, horizons=(14,))
     act = snaps["action_next"].astype(str).to_numpy()
     prop = snaps["action_propensity"].to_numpy()
-    weights = np.where((act == "none") & np.isnan(prop), 1.0, propensity_weights(prop))
     spec = FeatureSpec.from_frame(snaps, FEATURE_COLUMNS)
-    model = fit_channel_model(spec.apply(snaps), act, snaps["paid_14d"].to_numpy().astype(int), weights, None,
-                              seed=0, num_threads=1)  # fmt: skip
-    return spec, model, float(np.isfinite(prop[act == "none"]).mean())
+    rows = channel_rows(snaps, spec.apply(snaps), np.ones(len(snaps), dtype=bool), seed=0)
+    return spec, fit_candidate("outcome", rows, seed=0, threads=1), float(np.isfinite(prop[act == "none"]).mean())
 
 
 @pytest.mark.slow
