@@ -76,7 +76,7 @@ def seed_day(store: Store, book: Any, extra: int = 0) -> Seeded:
     g = pair["guarantor_id"].iloc[0]
     a_acc, b_acc = pair["account_id"].tolist()
     reasons = "balance of $1,240 is large; paid twice in the last year; 45 days since the last statement"
-    recent = [[(local(DAY, 10) - timedelta(days=d)).isoformat(), "no_answer"] for d in range(1, 8)]
+    recent = [[(local(DAY, 10) - timedelta(days=d)).isoformat(), "no_answer"] for d in range(7)]
     rows = [item_row(a_acc, g, rank=1, ev=48.0, other_accounts=b_acc) | {"reasons": reasons},
             item_row(b_acc, g, rank=2, ev=47.0, other_accounts=a_acc) | {"reasons": reasons}]  # fmt: skip
     specs = [("IL", None), ("TX", None), ("HI", None), ("CA", recent), ("NY", None), ("IL", None)]
