@@ -68,24 +68,35 @@ def seed_day(store: Store, book: Any, extra: int = 0) -> Seeded:
     """Publish DAY: ana has rank 1 = account A of a guarantor whose account B is bo's; a Hawaii item (window
     closed at noon Chicago time); one with 7 calls in 7 days; `extra` more calls for ana (the benchmark)."""
     add_people(store, NOON, PEOPLE)
+    tx = book.transactions
+    balance = tx.groupby(tx["account_id"].astype(str))["amount"].sum()
     accounts = book.accounts.assign(account_id=book.accounts["account_id"].astype(str),
                                     guarantor_id=book.accounts["guarantor_id"].astype(str))  # fmt: skip
+    accounts = accounts.assign(balance=accounts["account_id"].map(balance).fillna(0.0))
     counts = accounts.groupby("guarantor_id")["account_id"].transform("size")
-    pair = accounts[counts >= 2].groupby("guarantor_id").head(2).head(2)
-    singles = accounts[counts == 1]
+    owing = accounts[accounts["balance"] > 50]
+    pairs = owing[owing["guarantor_id"].map(owing["guarantor_id"].value_counts()) >= 2]
+    pair = pairs[pairs["guarantor_id"] == pairs["guarantor_id"].iloc[0]].head(2)
+    singles = owing[counts.loc[owing.index] == 1]
     g = pair["guarantor_id"].iloc[0]
-    a_acc, b_acc = pair["account_id"].tolist()
-    reasons = "balance of $1,240 is large; paid twice in the last year; 45 days since the last statement"
+    (a_acc, b_acc), (a_bal, b_bal) = pair["account_id"].tolist(), pair["balance"].tolist()
+    reasons = "balance is large for this payer class; paid twice in the last year; 45 days since the last statement"
     recent = [[(local(DAY, 10) - timedelta(days=d)).isoformat(), "no_answer"] for d in range(7)]
-    rows = [item_row(a_acc, g, rank=1, ev=48.0, other_accounts=b_acc) | {"reasons": reasons},
-            item_row(b_acc, g, rank=2, ev=47.0, other_accounts=a_acc) | {"reasons": reasons}]  # fmt: skip
-    specs = [("IL", None), ("TX", None), ("HI", None), ("CA", recent), ("NY", None), ("IL", None)]
+    earlier = [[(local(DAY, 11) - timedelta(days=d)).isoformat(), o] for d, o in ((3, "voicemail"), (5, "no_answer"))]
+    rows = [item_row(a_acc, g, rank=1, ev=48.0, other_accounts=b_acc) | {"reasons": reasons, "balance": a_bal},
+            item_row(b_acc, g, rank=2, ev=47.0, other_accounts=a_acc) | {"reasons": reasons, "balance": b_bal}]  # fmt: skip
+    specs = [("IL", None), ("TX", earlier), ("HI", None), ("CA", recent), ("NY", None), ("IL", None)]
     specs += [("IL", None)] * extra
+    words = ["recent insurance payment left a patient balance", "answered a call last quarter",
+             "texts get read", "no payment since the statement", "balance under $300 is easy to settle"]  # fmt: skip
     for n, (state, calls) in enumerate(specs):
-        acc = singles.iloc[n]
-        row = item_row(acc["account_id"], acc["guarantor_id"], state=state, rank=n + 3, ev=40.0 - n * 0.1,
+        acc = singles.iloc[n % len(singles)]
+        row = item_row(acc["account_id"] if n < len(singles) else f"{acc['account_id']}-{n}", acc["guarantor_id"],
+                       state=state, rank=n + 3, ev=40.0 - n * 0.01,
                        calls=[tuple(c) for c in calls] if calls else None)  # fmt: skip
-        rows.append(row | {"reasons": f"P(pay) {20 + n % 50}% in 30 days; balance over $500; no call in 30 days"})
+        row |= {"balance": float(acc["balance"]), "p_pay": round(0.12 + 0.37 * ((n * 7) % 10) / 10, 3),
+                "reasons": "; ".join(words[(n + k) % len(words)] for k in range(3))}  # fmt: skip
+        rows.append(row)
     publish_rows(store, rows, local(DAY, 6))
     with store.session() as s:
         items = {i.account_id: i for i in s.scalars(sa.select(WorkItem))}

@@ -30,6 +30,7 @@ CHARTS = {
     "calibration": ("Expected vs realized", "For each published day: the listed accounts' summed P(pay) against "
                     "how many of them paid within 30 days."),
 }  # fmt: skip
+WIDE = ("recovery", "promises")  # two panels: a whole row of the page
 
 
 def _fig(panels: int = 1) -> tuple[Figure, list]:
@@ -108,7 +109,10 @@ def _promises(book: Book, store: Store) -> Figure:
         if df is None or df.empty:
             _empty(ax, "no promise has come due yet")
             continue
-        bars = ax.barh(df[key].astype(str), 100 * df["mean"], color=COLORS[0] if key == "specialist" else COLORS[2])
+        names = df[key].astype(str)
+        ax.barh(names, 100, height=0.6, color="#e6eaef")  # the whole scale, so a low rate still shows its row
+        bars = ax.barh(names, 100 * df["mean"], height=0.6, color=COLORS[0] if key == "specialist" else COLORS[2])
+        ax.set_ylim(-0.8, max(len(df), 4) - 0.2)
         ax.bar_label(bars, labels=[f"{m:.0%} of {n}" for m, n in zip(df["mean"], df["size"], strict=True)],
                      fontsize=7, padding=2)  # fmt: skip
         ax.set(title=f"by {key}", xlabel="% of instalments kept", xlim=(0, 115))
@@ -126,7 +130,7 @@ def _calibration(book: Book, store: Store) -> Figure:
     ax.bar(x + 0.2, df["realized"], 0.4, label="paid within 30 days", color=COLORS[1])
     labels = [d + ("" if c else "\n(so far)") for d, c in zip(df["day"], df["complete"], strict=True)]
     ax.set_xticks(x, labels, fontsize=8)
-    ax.set(ylabel="accounts")
+    ax.set(ylabel="accounts", xlim=(-0.8, max(len(df), 4) - 0.2))
     ax.legend(fontsize=7, frameon=False)
     return fig
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -13,10 +14,12 @@ from serving.api.logging import note
 from serving.api.routes_work import get_clock, get_store
 from serving.store.db import Store
 from serving.store.work import WorkError, is_supervisor, reassign
-from serving.web.charts import CHARTS, chart_svg
+from serving.web.charts import CHARTS, WIDE, chart_svg
 from serving.web.forms import FormError
 from serving.web.routes import HEADERS, ItemId, Me, Session, error_page, page, posted, router, see_other, web
 from serving.web.views import supervisor_view
+
+log = logging.getLogger("payrank.api")
 
 
 def _supervisor_only(request: Request, sess: Session) -> Response | None:
@@ -98,6 +101,9 @@ async def publish_day(request: Request, sess: Me) -> Response:
         text = await run_in_threadpool(publisher, request, as_of, calls)
     except ValueError as exc:
         return error_page(request, 422, str(exc).splitlines()[0][:300], sess.me, sess.csrf)
+    except Exception as exc:  # a model or book that cannot publish: say so, keep serving
+        log.warning("publishing from the workspace failed: %s", type(exc).__name__)
+        return error_page(request, 503, f"Publishing failed ({type(exc).__name__}); use the CLI.", sess.me, sess.csrf)
     web(request).forget()
     return see_other("/app/supervisor?msg=" + text.replace(" ", "+"))
 
@@ -124,7 +130,7 @@ def _publish_with_model(request: Request, as_of: date | None, calls: int) -> str
 
 @router.get("/insights")
 def insights(request: Request, sess: Me) -> Response:
-    return page(request, "insights.html", me=sess.me, csrf=sess.csrf, charts=CHARTS,
+    return page(request, "insights.html", me=sess.me, csrf=sess.csrf, charts=CHARTS, wide=WIDE,
                 has_book=web(request).book_source is not None)  # fmt: skip
 
 

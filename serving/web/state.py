@@ -36,7 +36,9 @@ class WebSettings(BaseSettings):
 
 
 def _money(value: Any) -> str:
-    return "—" if value is None else f"${float(value):,.2f}"
+    if value is None:
+        return "—"
+    return f"−${-float(value):,.2f}" if float(value) < 0 else f"${float(value):,.2f}"
 
 
 def _pct(value: Any) -> str:

@@ -84,11 +84,13 @@ def suggest_plan(balance: float, payments: list[float]) -> tuple[float, int, str
     return amount, max(months, 2), basis
 
 
-def book_facts(book: Book | None, account_id: str) -> dict[str, Any]:
-    """Balance make-up by kind and the patient's payments (newest first) from the book; empty without a book."""
+def book_facts(book: Book | None, account_id: str, until: datetime) -> dict[str, Any]:
+    """Balance make-up by kind and the patient's payments (newest first) from the book up to `until`; empty
+    without a book."""
     if book is None:
         return {"makeup": [], "payments": []}
-    tx = book.transactions[book.transactions["account_id"] == account_id]
+    tx = book.transactions
+    tx = tx[(tx["account_id"] == account_id) & (tx["posted_date"] <= pd.Timestamp(until))]
     makeup = [
         (str(k).replace("_", " "), float(v)) for k, v in tx.groupby("kind", observed=True)["amount"].sum().items()
     ]
@@ -122,7 +124,7 @@ def card_view(
         when = local_dt(pd.Timestamp(at).to_pydatetime(), tz)
         history.append({"when": f"{when:%Y-%m-%d %H:%M}", "who": "(book)", "channel": "call",
                         "outcome": outcome.replace("_", " "), "results": [], "note": None})  # fmt: skip
-    facts = book_facts(book, item.account_id)
+    facts = book_facts(book, item.account_id, now)
     amount, months, basis = suggest_plan(item.balance or 0.0, [p for _, p in facts["payments"]])
     consent = {ch: channel_block(item, ch, config) for ch in ("call", "sms", "email", "portal")}
     local_now = local_dt(now, tz)
