@@ -83,8 +83,10 @@ def seed_day(store: Store, book: Any, extra: int = 0) -> Seeded:
     reasons = "balance is large for this payer class; paid twice in the last year; 45 days since the last statement"
     recent = [[(local(DAY, 10) - timedelta(days=d)).isoformat(), "no_answer"] for d in range(7)]
     earlier = [[(local(DAY, 11) - timedelta(days=d)).isoformat(), o] for d, o in ((3, "voicemail"), (5, "no_answer"))]
-    rows = [item_row(a_acc, g, rank=1, ev=48.0, other_accounts=b_acc) | {"reasons": reasons, "balance": a_bal},
-            item_row(b_acc, g, rank=2, ev=47.0, other_accounts=a_acc) | {"reasons": reasons, "balance": b_bal}]  # fmt: skip
+    rows = [
+        item_row(a_acc, g, rank=1, ev=48.0, other_accounts=b_acc) | {"reasons": reasons, "balance": a_bal},
+        item_row(b_acc, g, rank=2, ev=47.0, other_accounts=a_acc) | {"reasons": reasons, "balance": b_bal},
+    ]
     specs = [("IL", None), ("TX", earlier), ("HI", None), ("CA", recent), ("NY", None), ("IL", None)]
     specs += [("IL", None)] * extra
     words = ["recent insurance payment left a patient balance", "answered a call last quarter",
