@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-quick docs eval clean
+.PHONY: demo test lint format bench bench-quick docs eval clean chromium screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,7 +14,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/payrank demo
 
-test: $(STAMP)
+CHROMIUM := /usr/bin/chromium
+
+# the browser tests drive Debian's Chromium (Playwright cannot download browsers here): installed when root
+chromium:
+	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "the browser tests need $(CHROMIUM): run 'sudo apt-get install -y chromium'"; fi; }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -40,7 +48,11 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.training
 	$(BIN)/python -m benchmarks.scoring
 	$(BIN)/python -m benchmarks.api
+	$(BIN)/python -m benchmarks.workspace
 	$(BIN)/python -m benchmarks.plot
+
+screenshots: $(STAMP) chromium
+	$(BIN)/python -m tests.web_screenshots
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_benchmarks_smoke.py tests/test_benchmark_api_smoke.py
