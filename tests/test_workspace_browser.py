@@ -142,11 +142,27 @@ def test_supervisor_sees_the_promise(site):
     page.context.close()
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+    .map(e => e.name || e.id)"""
+
+
+@pytest.mark.parametrize("who", ["ana", "sue"])
+def test_pages_fit_a_phone_and_every_control_is_labelled(site, who):
+    page = sign_in(site, who, width=390)
+    paths = ["/app/calls", f"/app/items/{site['ids'].ana[2]}", "/app/insights"]
+    for path in paths + (["/app/supervisor"] if who == "sue" else []):
+        page.goto(site["url"] + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        assert page.evaluate(UNLABELLED) == [], path
+    page.context.close()
+
+
 def test_insights_charts_render(site):
     page = sign_in(site, "sue")
     page.goto(site["url"] + "/app/insights")
     images = page.locator(".charts img")
-    assert images.count() == 5
+    assert images.count() == 7
     page.wait_for_function(
         "() => [...document.querySelectorAll('.charts img')].every(i => i.complete && i.naturalWidth > 0)",
         timeout=60_000,

@@ -19,23 +19,25 @@ from serving.web import insights as ins
 
 COLORS = ["#1f5fa8", "#d9822b", "#2a9d5c", "#c0392b", "#7d4fb3", "#6b6b6b"]
 CHARTS = {
-    "recovery": ("Recovery curves", "Share of the balance open 90 days before the book's end that patients paid "
-                 "since, day by day, by aging bucket and by payer class."),
+    "recovery-aging": ("Recovery by aging bucket", "Share of the balance open 90 days before the book's end that "
+                       "patients paid since, day by day, one line per aging bucket on that day."),
+    "recovery-payer": ("Recovery by payer class", "The same recovery curves, one line per payer class."),
     "timing": ("Payment timing after each contact", "Share of contacts followed by a patient payment within "
                "0 to 30 days, one line per channel; a letter is the statement."),
     "channel": ("Channel effect by segment", "Payment within 14 days after each channel by payer class, weighted "
                 "by the logged propensities (the logged exploration), with 95% intervals."),
-    "promises": ("Promise-kept rate", "Share of decided promise instalments kept, by specialist and by payer "
-                 "class, with the number decided."),
+    "promises-specialist": ("Promise-kept rate by specialist", "Share of decided promise instalments kept, per "
+                            "specialist, with the number decided."),
+    "promises-segment": ("Promise-kept rate by payer class", "Share of decided promise instalments kept, per payer "
+                         "class, with the number decided."),
     "calibration": ("Expected vs realized", "For each published day: the listed accounts' summed P(pay) against "
                     "how many of them paid within 30 days."),
 }  # fmt: skip
-WIDE = ("recovery", "promises")  # two panels: a whole row of the page
 
 
-def _fig(panels: int = 1) -> tuple[Figure, list]:
-    fig = Figure(figsize=(4.6 * panels, 3.4), dpi=100, layout="constrained")
-    axes = fig.subplots(1, panels, squeeze=False)[0]
+def _fig() -> tuple[Figure, list]:
+    fig = Figure(figsize=(5.2, 3.5), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 1, squeeze=False)[0]
     for ax in axes:
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(alpha=0.3)
@@ -54,18 +56,20 @@ def _empty(ax, text: str) -> None:  # type: ignore[no-untyped-def]
     ax.set_yticks([])
 
 
-def _recovery(book: Book, store: Store) -> Figure:
-    data = ins.recovery(book)
-    fig, axes = _fig(2)
-    for ax, (title, curves) in zip(axes, data.items(), strict=True):
+def _recovery(title: str) -> Callable[[Book, Store], Figure]:
+    def draw(book: Book, store: Store) -> Figure:
+        curves = ins.recovery(book)[title]
+        fig, (ax,) = _fig()
         for n, (name, y) in enumerate(curves.items()):
             ax.plot(np.arange(len(y)), 100 * y, color=COLORS[n % len(COLORS)], label=name, lw=2)
-        ax.set(title=f"by {title}", xlabel="days since", ylabel="% of balance recovered")
+        ax.set(xlabel="days since", ylabel="% of balance recovered")
         if curves:
             ax.legend(fontsize=7, frameon=False)
         else:
             _empty(ax, "not enough open accounts")
-    return fig
+        return fig
+
+    return draw
 
 
 def _timing(book: Book, store: Store) -> Figure:
@@ -101,22 +105,23 @@ def _channel(book: Book, store: Store) -> Figure:
     return fig
 
 
-def _promises(book: Book, store: Store) -> Figure:
-    rates = ins.promise_rates(book, store)
-    fig, axes = _fig(2)
-    for ax, key in zip(axes, ("specialist", "segment"), strict=True):
-        df = rates.get(key)
+def _promises(key: str) -> Callable[[Book, Store], Figure]:
+    def draw(book: Book, store: Store) -> Figure:
+        df = ins.promise_rates(book, store).get(key)
+        fig, (ax,) = _fig()
         if df is None or df.empty:
             _empty(ax, "no promise has come due yet")
-            continue
+            return fig
         names = df[key].astype(str)
         ax.barh(names, 100, height=0.6, color="#e6eaef")  # the whole scale, so a low rate still shows its row
         bars = ax.barh(names, 100 * df["mean"], height=0.6, color=COLORS[0] if key == "specialist" else COLORS[2])
-        ax.set_ylim(-0.8, max(len(df), 4) - 0.2)
+        ax.set_ylim(max(len(df), 4) - 0.2, -0.8)  # first row on top, rows keep their height
         ax.bar_label(bars, labels=[f"{m:.0%} of {n}" for m, n in zip(df["mean"], df["size"], strict=True)],
                      fontsize=7, padding=2)  # fmt: skip
-        ax.set(title=f"by {key}", xlabel="% of instalments kept", xlim=(0, 115))
-    return fig
+        ax.set(xlabel="% of instalments kept", xlim=(0, 115))
+        return fig
+
+    return draw
 
 
 def _calibration(book: Book, store: Store) -> Figure:
@@ -136,10 +141,12 @@ def _calibration(book: Book, store: Store) -> Figure:
 
 
 DRAW: dict[str, Callable[[Book, Store], Figure]] = {
-    "recovery": _recovery,
+    "recovery-aging": _recovery("aging bucket"),
+    "recovery-payer": _recovery("payer class"),
     "timing": _timing,
     "channel": _channel,
-    "promises": _promises,
+    "promises-specialist": _promises("specialist"),
+    "promises-segment": _promises("segment"),
     "calibration": _calibration,
 }
 

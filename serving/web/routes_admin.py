@@ -14,7 +14,7 @@ from serving.api.logging import note
 from serving.api.routes_work import get_clock, get_store
 from serving.store.db import Store
 from serving.store.work import WorkError, is_supervisor, reassign
-from serving.web.charts import CHARTS, WIDE, chart_svg
+from serving.web.charts import CHARTS, chart_svg
 from serving.web.forms import FormError
 from serving.web.routes import HEADERS, ItemId, Me, Session, error_page, page, posted, router, see_other, web
 from serving.web.views import supervisor_view
@@ -130,7 +130,7 @@ def _publish_with_model(request: Request, as_of: date | None, calls: int) -> str
 
 @router.get("/insights")
 def insights(request: Request, sess: Me) -> Response:
-    return page(request, "insights.html", me=sess.me, csrf=sess.csrf, charts=CHARTS, wide=WIDE,
+    return page(request, "insights.html", me=sess.me, csrf=sess.csrf, charts=CHARTS,
                 has_book=web(request).book_source is not None)  # fmt: skip
 
 

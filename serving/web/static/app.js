@@ -4,10 +4,13 @@
   var box = document.getElementById("calls");
   if (!box || !window.fetch) return;
   var url = box.getAttribute("data-refresh");
-  setInterval(function () {
-    if (document.hidden || box.contains(document.activeElement)) return;
-    fetch(url, { credentials: "same-origin", redirect: "manual" }).then(function (r) {
+  function refresh() {
+    return fetch(url, { credentials: "same-origin", redirect: "manual" }).then(function (r) {
       if (r.ok && r.type !== "opaqueredirect") return r.text();
     }).then(function (html) { if (html) box.innerHTML = html; }).catch(function () {});
+  }
+  window.payrankRefresh = refresh;
+  setInterval(function () {
+    if (!document.hidden && !box.contains(document.activeElement)) refresh();
   }, 30000);
 })();
