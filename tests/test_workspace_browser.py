@@ -162,7 +162,7 @@ def test_insights_charts_render(site):
     page = sign_in(site, "sue")
     page.goto(site["url"] + "/app/insights")
     images = page.locator(".charts img")
-    assert images.count() == 7
+    assert images.count() == 8
     page.wait_for_function(
         "() => [...document.querySelectorAll('.charts img')].every(i => i.complete && i.naturalWidth > 0)",
         timeout=60_000,

@@ -146,3 +146,28 @@ def test_suggested_plan_and_its_basis():
     amount, months, basis = suggest_plan(1000.0, [50.0, 60.0, 55.0])
     assert amount == 55.0 and months == 19 and "usual payment" in basis
     assert suggest_plan(40.0, [])[0] == 25.0
+
+
+class FakeScorer:
+    """Predicts a fixed +5 points for a call and +1 for everything else."""
+
+    def predict(self, features, num_threads: int = 0):
+        import pandas as pd
+
+        base = {"p14_none": 0.10, "p14_call": 0.15, "p14_sms": 0.11, "p14_email": 0.11, "p14_letter": 0.11,
+                "p14_portal": 0.11}  # fmt: skip
+        return pd.DataFrame({k: [v] * len(features) for k, v in base.items()}, index=features.index)
+
+
+def test_the_models_channel_effect_chart(seeded):
+    from features.load import load_book
+    from serving.web.charts import chart_svg
+    from serving.web.insights import model_channel_effect
+
+    tmp, store, _ = seeded
+    book = load_book(tmp / "book")
+    effect = model_channel_effect(book, FakeScorer())
+    calls = effect[effect["channel"] == "call"]
+    assert len(calls) == book.accounts["payer_class"].nunique() and ((calls["rate"] - 0.05).abs() < 1e-9).all()
+    assert chart_svg("channel-model", book, store, FakeScorer()).count("<path") > 20
+    assert "no model is loaded" in chart_svg("channel-model", book, store, None)

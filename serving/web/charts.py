@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from features.schema import Book
-from serving.policy_config import PolicyConfig
 from serving.store.db import Store
 from serving.web import insights as ins
 
@@ -24,8 +24,11 @@ CHARTS = {
     "recovery-payer": ("Recovery by payer class", "The same recovery curves, one line per payer class."),
     "timing": ("Payment timing after each contact", "Share of contacts followed by a patient payment within "
                "0 to 30 days, one line per channel; a letter is the statement."),
-    "channel": ("Channel effect by segment", "Payment within 14 days after each channel by payer class, weighted "
-                "by the logged propensities (the logged exploration), with 95% intervals."),
+    "channel": ("Channel effect by segment: logged exploration", "Payment within 14 days after each channel by "
+                "payer class, weighted by the logged propensities, with 95% intervals."),
+    "channel-model": ("Channel effect by segment: the model", "The served channel model's mean predicted change "
+                      "in the 14-day payment probability from each channel, by payer class, with 95% intervals of "
+                      "the mean, over the accounts open at the book's end."),
     "promises-specialist": ("Promise-kept rate by specialist", "Share of decided promise instalments kept, per "
                             "specialist, with the number decided."),
     "promises-segment": ("Promise-kept rate by payer class", "Share of decided promise instalments kept, per payer "
@@ -85,12 +88,30 @@ def _timing(book: Book, store: Store) -> Figure:
     return fig
 
 
-def _channel(book: Book, store: Store) -> Figure:
+def _channel(book: Book, store: Store, scorer: Any = None) -> Figure:
     df = ins.channel_effect(book)
     fig, (ax,) = _fig()
     if df.empty:
         _empty(ax, "no contacts logged with propensities")
         return fig
+    _points(ax, df)
+    ax.set(ylabel="% paying within 14 days (IPW)")
+    return fig
+
+
+def _channel_model(book: Book, store: Store, scorer: Any = None) -> Figure:
+    fig, (ax,) = _fig()
+    if scorer is None:
+        _empty(ax, "no model is loaded")
+        return fig
+    _points(ax, ins.model_channel_effect(book, scorer))
+    ax.axhline(0, color="#555", lw=1)
+    ax.set(ylabel="predicted change, percentage points")
+    return fig
+
+
+def _points(ax, df) -> None:  # type: ignore[no-untyped-def]
+    """Per segment, one point with its interval per channel, side by side."""
     segments = sorted(df["segment"].unique())
     channels = sorted(df["channel"].unique())
     width = 0.8 / len(channels)
@@ -100,9 +121,7 @@ def _channel(book: Book, store: Store) -> Figure:
         err = np.vstack([d["rate"] - d["lo"], d["hi"] - d["rate"]]) * 100
         ax.errorbar(x, 100 * d["rate"], yerr=err, fmt="o", color=COLORS[n % len(COLORS)], label=ch, capsize=3)
     ax.set_xticks(np.arange(len(segments)), segments, fontsize=8)
-    ax.set(ylabel="% paying within 14 days (IPW)")
     ax.legend(fontsize=7, frameon=False, ncols=min(len(channels), 3))
-    return fig
 
 
 def _promises(key: str) -> Callable[[Book, Store], Figure]:
@@ -140,23 +159,25 @@ def _calibration(book: Book, store: Store) -> Figure:
     return fig
 
 
-DRAW: dict[str, Callable[[Book, Store], Figure]] = {
+DRAW: dict[str, Callable[..., Figure]] = {
     "recovery-aging": _recovery("aging bucket"),
     "recovery-payer": _recovery("payer class"),
     "timing": _timing,
     "channel": _channel,
+    "channel-model": _channel_model,
     "promises-specialist": _promises("specialist"),
     "promises-segment": _promises("segment"),
     "calibration": _calibration,
 }
 
 
-def chart_svg(name: str, book: Book | None, store: Store, policy: PolicyConfig) -> str:
-    """The named chart as SVG text (a frame saying so when no book is configured)."""
+def chart_svg(name: str, book: Book | None, store: Store, scorer: Any = None) -> str:
+    """The named chart as SVG text (a frame saying so when no book is configured); `scorer`: the served model's,
+    for the model's channel effect."""
     if book is None:
         fig, (ax,) = _fig()
         _empty(ax, "no book configured (PAYRANK_WORKSPACE_BOOK)")
         return _svg(fig)
-    fig = DRAW[name](book, store)
+    fig = DRAW[name](book, store, scorer) if name == "channel-model" else DRAW[name](book, store)
     fig.suptitle(CHARTS[name][0], fontsize=11)
     return _svg(fig)

@@ -141,8 +141,12 @@ def insight_chart(request: Request, name: str, sess: Me) -> Response:
     state = web(request)
     store: Store = get_store(request)
 
+    holder = getattr(request.app.state, "holder", None)
+    served = holder.current if holder is not None else None
+    scorer = getattr(served.loaded, "scorer", None) if served is not None else None
+
     def draw() -> Any:
-        return chart_svg(name, state.book(), store, request.app.state.policy)
+        return chart_svg(name, state.book(), store, scorer)
 
     svg = state.cached(f"chart:{name}", draw)
     return Response(svg, media_type="image/svg+xml", headers={**HEADERS, "Cache-Control": "private, max-age=300"})
