@@ -113,7 +113,9 @@ def test_supervisor_pages_reassign_and_publish(seeded):
         assert s.get(WorkItem, ids.ana[-1]).assigned_to == "bo"
     sue.app.state.publisher = lambda request, as_of, calls: f"Published {calls} calls."
     done = sue.post("/app/publish", data={"csrf": token, "calls": "5"}, follow_redirects=False)
-    assert done.status_code == 303 and "Published+5+calls." in done.headers["location"]
+    assert done.status_code == 303 and done.headers["location"] == "/app/supervisor?msg=published"
+    assert "The day is published." in sue.get(done.headers["location"]).text
+    assert "<b>" not in sue.get("/app/supervisor?msg=<b>hi</b>").text  # the page says only what it knows
 
 
 def test_a_bad_result_is_refused_naming_the_field_and_nothing_is_recorded(seeded, caplog):

@@ -6,6 +6,7 @@ token (else 403, nothing done). A specialist opens only their own items: another
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -103,12 +104,23 @@ def home(sess: Me) -> Response:
     return see_other("/app/supervisor" if is_supervisor(sess.me) else "/app/calls")
 
 
+NOTICES = {  # what a redirect may ask a page to say (a code, never text from the URL)
+    "signed-out": "Signed out.",
+    "nothing": "Nothing more to call right now.",
+    "recorded": "Recorded. Nothing more to call right now.",
+    "reassigned": "Item reassigned.",
+    "published": "The day is published.",
+}
+
+
+def notice(code: str) -> str:
+    return NOTICES.get(code, "")
+
+
 @router.get("/login")
 def login_form(request: Request, msg: str = "") -> Response:
-    import secrets
-
     nonce = secrets.token_urlsafe(18)
-    resp = page(request, "login.html", me=None, csrf=web(request).signer.login_csrf(nonce), msg=msg[:100])
+    resp = page(request, "login.html", me=None, csrf=web(request).signer.login_csrf(nonce), msg=notice(msg))
     resp.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, path=COOKIE_PATH, httponly=True, samesite="strict",
                     secure=request.url.scheme == "https")  # fmt: skip
     return resp
@@ -164,7 +176,7 @@ async def logout(request: Request, sess: Me) -> Response:
     store: Store = get_store(request)
     with store.session() as s:
         auth.revoke(s, sess.token, get_clock(request)())
-    resp = see_other("/app/login?msg=Signed+out.")
+    resp = see_other("/app/login?msg=signed-out")
     resp.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
     return resp
 
@@ -178,7 +190,7 @@ def _calls_ctx(request: Request, sess: Session) -> dict[str, Any]:
 
 @router.get("/calls")
 def calls(request: Request, sess: Me, msg: str = "") -> Response:
-    return page(request, "calls.html", msg=msg[:200], **_calls_ctx(request, sess))
+    return page(request, "calls.html", msg=notice(msg), **_calls_ctx(request, sess))
 
 
 @router.get("/calls/live")
@@ -236,8 +248,7 @@ def _go_next(request: Request, sess: Session, recorded: int | None) -> Response:
         got_id = None if got is None else got.id
     after = f"recorded={recorded}" if recorded else ""
     if got_id is None:
-        msg = "Recorded. " if recorded else ""
-        return see_other(f"/app/calls?msg={msg}Nothing+more+to+call+right+now.".replace(" ", "+"))
+        return see_other(f"/app/calls?msg={'recorded' if recorded else 'nothing'}")
     return see_other(f"/app/items/{got_id}" + (f"?{after}" if after else ""))
 
 

@@ -16,7 +16,7 @@ from serving.store.db import Store
 from serving.store.work import WorkError, is_supervisor, reassign
 from serving.web.charts import CHARTS, chart_svg
 from serving.web.forms import FormError
-from serving.web.routes import HEADERS, ItemId, Me, Session, error_page, page, posted, router, see_other, web
+from serving.web.routes import HEADERS, ItemId, Me, Session, error_page, notice, page, posted, router, see_other, web
 from serving.web.views import supervisor_view
 
 log = logging.getLogger("payrank.api")
@@ -48,7 +48,7 @@ def supervisor(request: Request, sess: Me, msg: str = "") -> Response:
     store: Store = get_store(request)
     with store.session() as s:
         view = supervisor_view(s, get_clock(request)())
-    return page(request, "supervisor.html", me=sess.me, csrf=sess.csrf, view=view, msg=msg[:200],
+    return page(request, "supervisor.html", me=sess.me, csrf=sess.csrf, view=view, msg=notice(msg),
                 publish_blocked=publish_blocker(request))  # fmt: skip
 
 
@@ -73,7 +73,7 @@ async def reassign_item(request: Request, item_id: ItemId, sess: Me) -> Response
     except WorkError as exc:
         return error_page(request, exc.status, exc.msg, sess.me, sess.csrf)
     note(item_id=item_id)
-    return see_other(f"/app/supervisor?msg=Item+{item_id}+reassigned.#item-{item_id}")
+    return see_other("/app/supervisor?msg=reassigned")
 
 
 @router.post("/publish")
@@ -105,7 +105,8 @@ async def publish_day(request: Request, sess: Me) -> Response:
         log.warning("publishing from the workspace failed: %s", type(exc).__name__)
         return error_page(request, 503, f"Publishing failed ({type(exc).__name__}); use the CLI.", sess.me, sess.csrf)
     web(request).forget()
-    return see_other("/app/supervisor?msg=" + text.replace(" ", "+"))
+    log.info("published from the workspace: %s", text)
+    return see_other("/app/supervisor?msg=published")
 
 
 def _publish_with_model(request: Request, as_of: date | None, calls: int) -> str:
