@@ -90,7 +90,7 @@ def seed_day(store: Store, book: Any, extra: int = 0) -> Seeded:
     specs = [("IL", None), ("TX", earlier), ("HI", None), ("CA", recent), ("NY", None), ("IL", None)]
     specs += [("IL", None)] * extra
     words = ["recent insurance payment left a patient balance", "answered a call last quarter",
-             "texts get read", "no payment since the statement", "balance under $300 is easy to settle"]  # fmt: skip
+             "texts get read", "no payment since the statement", "paid a small amount in the spring"]  # fmt: skip
     for n, (state, calls) in enumerate(specs):
         acc = singles.iloc[n % len(singles)]
         row = item_row(acc["account_id"] if n < len(singles) else f"{acc['account_id']}-{n}", acc["guarantor_id"],

@@ -137,8 +137,8 @@ async def login(request: Request) -> Response:
     if not nonce or not state.signer.same(form.get("csrf"), state.signer.login_csrf(nonce)):
         return error_page(request, 403, "The sign-in form had expired. Open the sign-in page again.")
     username = form.get("username", "").strip().lower()[:64]
-    keys = [f"user:{username}", f"addr:{request.client.host if request.client else '-'}"]
-    wait = state.limiter.wait_seconds(keys)
+    address = request.client.host if request.client else "-"
+    wait = max(state.user_limiter.wait_seconds([username]), state.addr_limiter.wait_seconds([address]))
     if wait:
         note(error="login_throttled")
         return page(request, "login.html", status=429, me=None, csrf=form.get("csrf", ""),
@@ -153,12 +153,13 @@ async def login(request: Request) -> Response:
 
     found = await run_in_threadpool(work)
     if found is None:
-        state.limiter.fail(keys)
+        state.user_limiter.fail([username])
+        state.addr_limiter.fail([address])
         note(error="login_failed")
         return page(request, "login.html", status=401, me=None, csrf=form.get("csrf", ""),
                     msg="Wrong username or password.")  # fmt: skip
     token, me = found
-    state.limiter.succeed(keys[0])
+    state.user_limiter.succeed(username)
     note(specialist=me.id)
     resp = see_other("/app/supervisor" if is_supervisor(me) else "/app/calls")
     resp.set_cookie(SESSION_COOKIE, state.signer.sign_session(token), max_age=int(hours * 3600), path=COOKIE_PATH,

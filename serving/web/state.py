@@ -3,7 +3,7 @@
 Settings (prefix PAYRANK_, environment or `.env`): `PAYRANK_SESSION_SECRET` (signs cookies; default a random
 secret per process, so sign-ins end on restart), `PAYRANK_WORKSPACE_BOOK` (the book behind insights, account
 history and publishing; default the demo book under PAYRANK_HOME when it exists), `PAYRANK_LOGIN_LIMIT` failed
-sign-ins per `PAYRANK_LOGIN_WINDOW_SECONDS` per username and per address.
+sign-ins per `PAYRANK_LOGIN_WINDOW_SECONDS` per username (four times as many per client address).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from serving.web.security import LoginLimiter, Signer
 
 HERE = Path(__file__).parent
 CACHE_SECONDS = 600.0
+ADDRESS_FACTOR = 4
 
 
 class WebSettings(BaseSettings):
@@ -60,7 +61,10 @@ class WebState:
         self.settings = settings
         secret = settings.session_secret.get_secret_value() if settings.session_secret else None
         self.signer = Signer(secret)
-        self.limiter = LoginLimiter(settings.login_limit, settings.login_window_seconds)
+        window = settings.login_window_seconds
+        self.user_limiter = LoginLimiter(settings.login_limit, window)
+        # an address may be shared (an office behind one proxy): a looser limit, so one person cannot lock out all
+        self.addr_limiter = LoginLimiter(settings.login_limit * ADDRESS_FACTOR, window)
         self.env = make_env()
         self.home = home
         self._lock = threading.Lock()
