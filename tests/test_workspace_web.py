@@ -176,3 +176,22 @@ def test_the_models_channel_effect_chart(seeded):
     assert len(calls) == book.accounts["payer_class"].nunique() and ((calls["rate"] - 0.05).abs() < 1e-9).all()
     assert chart_svg("channel-model", book, store, FakeScorer()).count("<path") > 20
     assert "no model is loaded" in chart_svg("channel-model", book, store, None)
+
+
+def test_a_hold_disables_the_call_and_says_so(seeded):
+    from datetime import date
+
+    from serving.store.models import StoreHold
+
+    tmp, store, ids = seeded
+    item = ids.ana[-2]
+    with store.session() as s:
+        account = s.get(WorkItem, item).account_id
+        s.add(StoreHold(account_id=account, kind="dispute", start_date=date(2026, 9, 30), created_at=NOON))
+    client = client_for(tmp)
+    sign_in(client, "ana")
+    card = client.get(f"/app/items/{item}").text
+    assert "On hold: dispute since 2026-09-30" in card
+    assert re.search(r'value="voicemail" disabled\s+aria-describedby="why-not"', card)
+    listed = client.get("/app/calls").text
+    assert listed.count("On hold: dispute since") == 1
