@@ -90,12 +90,9 @@ async def posted(request: Request, sess: Session) -> dict[str, str]:
     return form
 
 
-def see_other(url: str, response: Response | None = None) -> Response:
-    out = RedirectResponse(url, status_code=303)
-    for k, v in response.headers.items() if response else []:
-        if k.lower() == "set-cookie":
-            out.headers.append(k, v)
-    return out
+def see_other(url: str) -> Response:
+    """303 to `url` (after a POST, the browser GETs the next page)."""
+    return RedirectResponse(url, status_code=303)
 
 
 @router.get("")
