@@ -53,7 +53,7 @@ def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResp
 
 def error_page(request: Request, status: int, msg: str, me: Specialist | None = None, csrf: str = "") -> HTMLResponse:
     note(error=f"web_{status}")
-    return page(request, "error.html", status=status, me=me, csrf=csrf, status_code=status, msg=msg)
+    return page(request, "error.html", status=status, me=me, csrf=csrf, status_code=status, problem=msg)
 
 
 class Session:
