@@ -195,3 +195,12 @@ def test_a_hold_disables_the_call_and_says_so(seeded):
     assert re.search(r'value="voicemail" disabled\s+aria-describedby="why-not"', card)
     listed = client.get("/app/calls").text
     assert listed.count("On hold: dispute since") == 1
+
+
+def test_a_chart_after_publishing_loads_the_book_again_without_waiting(seeded):
+    tmp, _, _ = seeded
+    sue = client_for(tmp, book=True)
+    sign_in(sue, "sue")
+    sue.app.state.web.forget()  # as publishing does: the book and the charts are read again
+    answer = sue.get("/app/insights/timing.svg")  # a maker asking for the cached book must not deadlock
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("image/svg+xml")

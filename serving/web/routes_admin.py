@@ -146,8 +146,10 @@ def insight_chart(request: Request, name: str, sess: Me) -> Response:
     served = holder.current if holder is not None else None
     scorer = getattr(served.loaded, "scorer", None) if served is not None else None
 
+    book = state.book()
+
     def draw() -> Any:
-        return chart_svg(name, state.book(), store, scorer)
+        return chart_svg(name, book, store, scorer)
 
     svg = state.cached(f"chart:{name}", draw)
     return Response(svg, media_type="image/svg+xml", headers={**HEADERS, "Cache-Control": "private, max-age=300"})

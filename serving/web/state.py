@@ -67,7 +67,7 @@ class WebState:
         self.addr_limiter = LoginLimiter(settings.login_limit * ADDRESS_FACTOR, window)
         self.env = make_env()
         self.home = home
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a maker may itself ask for a cached value (a chart asks for the book)
         self._cache: dict[str, tuple[float, Any]] = {}
 
     @property
