@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: java-check demo test lint format bench bench-quick docs eval clean
+.PHONY: java-check demo test lint format bench bench-quick docs eval clean chromium screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,7 +25,15 @@ java-check:
 demo: $(STAMP)
 	$(BIN)/payrank demo
 
-test: $(STAMP) java-check
+CHROMIUM := /usr/bin/chromium
+
+# the browser tests drive Debian's Chromium (Playwright cannot download browsers here): installed when root
+chromium:
+	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "the browser tests need $(CHROMIUM): run 'sudo apt-get install -y chromium'"; fi; }
+
+test: $(STAMP) java-check chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -52,7 +60,11 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.scoring
 	$(BIN)/python -m benchmarks.api
 	$(BIN)/python -m benchmarks.spark
+	$(BIN)/python -m benchmarks.workspace
 	$(BIN)/python -m benchmarks.plot
+
+screenshots: $(STAMP) chromium
+	$(BIN)/python -m tests.web_screenshots
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_benchmarks_smoke.py tests/test_benchmark_api_smoke.py

@@ -94,7 +94,9 @@ def _publish_demo_day(
         f"exploration costs ${report.cost:,.2f} expected\n"
         f"Serve it on the demo day's clock:  [bold]PAYRANK_WORK_CLOCK_START={report.day}T15:00:00Z "
         "PAYRANK_API_KEYS=demo-key .venv/bin/payrank serve[/]\n"
-        "Log in as a specialist:\n"
+        "In a browser: [bold]http://127.0.0.1:8000/app/login[/] (the workspace; docs/workspace.md), as:\n"
+        + "\n".join(f"  [bold]{pid}[/] / [bold]{pw}[/]" for pid, pw in passwords.items())
+        + "\nOr log in to the JSON API as a specialist:\n"
         + "\n".join(
             f"  [bold]curl -s -X POST localhost:8000/v1/work/login -H 'Content-Type: application/json' "
             f'-d \'{{"username": "{pid}", "password": "{pw}"}}\'[/]'

@@ -184,6 +184,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch):
     assert '"username": "demo-ana"' in result.output and '"username": "demo-ben"' in result.output
     r = runner.invoke(app, ["specialists", "list"], env={"PAYRANK_HOME": str(tmp_path / "home")})
     assert "demo-ana" in r.output and "demo-ben" in r.output
+    assert "/app/login" in result.output and "demo-sue" in r.output and "supervisor" in r.output  # the workspace
 
 
 # ---- issue 10: bad values, policy files, output paths, missing stores --------------------------------------------

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import Depends, FastAPI
 
+from serving import web
 from serving.api import routes_health, routes_mlflow, routes_model, routes_score, routes_work
 from serving.api.errors import add_exception_handlers
 from serving.api.metrics import Metrics
@@ -22,7 +23,7 @@ from serving.api.settings import ApiSettings
 from serving.policy_config import load_policy
 
 log = logging.getLogger("payrank.api")
-OWN_AUTH_PREFIXES = ("/v1/work/",)  # the specialists' routes check their own bearer tokens
+OWN_AUTH_PREFIXES = ("/v1/work/", "/app/")  # the specialists' routes check their own tokens / session cookies
 
 
 def create_app(settings: ApiSettings | None = None, served: ServedModel | None = None) -> FastAPI:
@@ -74,6 +75,7 @@ def create_app(settings: ApiSettings | None = None, served: ServedModel | None =
         app.include_router(module.router)
     app.include_router(metrics_router(public=settings.metrics_public))
     routes_work.register(app)  # the specialist's day: its own bearer-token auth (docs/workspace-store.md)
+    web.register(app)  # the workspace in the browser, /app: its own cookie sign-in (docs/workspace.md)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_api_key)])
     async def openapi() -> dict:
@@ -82,7 +84,7 @@ def create_app(settings: ApiSettings | None = None, served: ServedModel | None =
     # added last = outermost: the request context sees every answer, including 401s, 413s and 500s; the key is
     # checked before the body is counted or read
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    open_paths = {"/ping", "/health", *(["/metrics"] if settings.metrics_public else [])}
+    open_paths = {"/ping", "/health", "/app", *(["/metrics"] if settings.metrics_public else [])}
     app.add_middleware(ApiKeyMiddleware, digests=digests, open_paths=open_paths, own_auth_prefixes=OWN_AUTH_PREFIXES)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -14,6 +14,7 @@ from serving.store.models import Specialist
 from serving.store.publish import PublishReport, prepare_publication, publish
 
 DEMO_PEOPLE = (("demo-ana", "Ana (demo)", "en,es"), ("demo-ben", "Ben (demo)", "en"))
+DEMO_SUPERVISOR = ("demo-sue", "Sue (demo supervisor)", "en")  # sees everyone's work at /app/supervisor
 
 
 def publish_demo_day(
@@ -22,13 +23,14 @@ def publish_demo_day(
     """Publish the scored demo day for the two demo specialists; returns the report and their new passwords."""
     store = open_store(settings=settings)
     now = datetime.now(UTC).replace(tzinfo=None)
-    passwords = {pid: secrets.token_urlsafe(9) for pid, _, _ in DEMO_PEOPLE}
+    passwords = {pid: secrets.token_urlsafe(9) for pid, _, _ in (*DEMO_PEOPLE, DEMO_SUPERVISOR)}
     try:
         with store.session() as session:
-            for pid, name, languages in DEMO_PEOPLE:
+            for pid, name, languages in (*DEMO_PEOPLE, DEMO_SUPERVISOR):
                 person = session.get(Specialist, pid)
+                role = "supervisor" if pid == DEMO_SUPERVISOR[0] else "specialist"
                 if person is None:
-                    add_specialist(session, pid, name, passwords[pid], now, languages=languages)
+                    add_specialist(session, pid, name, passwords[pid], now, role=role, languages=languages)
                 else:
                     person.password_hash, person.active = hash_password(passwords[pid]), True
         exploration = Exploration(settings.exploration_share, settings.exploration_call_band)
