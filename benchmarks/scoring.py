@@ -91,7 +91,7 @@ def train_model(book: str, home: str, num_threads: int) -> dict[str, Any]:
         "holdout_auc": result.metrics.get("holdout_auc"),
         "payment_trees": trained.scorer._payment.num_trees(),
         "amount_trees": trained.scorer._amount.num_trees() if trained.scorer._amount is not None else 0,
-        "channel_shift_models": sorted(trained.scorer.channel.shift_models_),
+        "channel_learner": trained.scorer.meta.get("channel_learner"),
     }
 
 

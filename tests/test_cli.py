@@ -158,7 +158,7 @@ def test_score_worklist_models_and_promote_commands(trained_session, tmp_path: P
     r = runner.invoke(app, ["worklist", *common, *uri, "--explain", blocked])
     assert r.exit_code == 0 and "hold_" in r.output and blocked in r.output
 
-    r = runner.invoke(app, ["models", *uri], terminal_width=250)
+    r = runner.invoke(app, ["models", *uri], env={"COLUMNS": "250"})
     assert r.exit_code == 0 and "champion" in r.output
     assert "policy_interval" in r.output and "logged_value" in r.output
     lo, hi = (trained_session.result.metrics[k] for k in ("policy_dr_lo", "policy_dr_hi"))

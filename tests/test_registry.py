@@ -23,7 +23,9 @@ def client(trained_session) -> MlflowClient:
 
 def test_first_bundle_is_champion_and_challenger(trained_session, client):
     r = trained_session.result
-    assert r.promoted and r.reason == "no champion yet"
+    beats = r.metrics["policy_dr_lo"] > r.metrics["policy_logged_value"]
+    assert r.promoted and r.reason.startswith("no champion yet")
+    assert (r.reason == "no champion yet") == beats  # a warning exactly when the policy evidence is missing
     assert str(client.get_model_version_by_alias("payrank", CHAMPION).version) == r.version
     assert str(client.get_model_version_by_alias("payrank", CHALLENGER).version) == r.version
 
@@ -141,7 +143,8 @@ def test_promotion_is_compare_and_set(trained_session, tmp_path):
             client.set_registered_model_alias(name, CHAMPION, "2")
         return metrics[version]
 
-    new = {"auc": 0.80, "policy_value": 11.0}  # beats v1, loses to v2
+    evidence = {"policy_lo": 9.0, "logged_value": 8.0}  # its policy beats the logged one: only the values decide
+    new = {"auc": 0.80, "policy_value": 11.0, **evidence}  # beats v1, loses to v2
     version, decision = register_and_gate(
         client, name, source, trained_session.result.run_id, new, score_champion, Gate()
     )
@@ -152,7 +155,7 @@ def test_promotion_is_compare_and_set(trained_session, tmp_path):
 
     # with no one racing it, the same gate promotes a better model at once, comparing once
     compared.clear()
-    better = {"auc": 0.81, "policy_value": 13.0}
+    better = {"auc": 0.81, "policy_value": 13.0, **evidence}
     version, decision = register_and_gate(
         client, name, source, trained_session.result.run_id, better, score_champion, Gate()
     )

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from serving.api.logging import note
+from serving.api.schemas import responses
 from serving.api.schemas_work import LoginBody, OutcomeBody, ReassignBody
 from serving.api.settings import ApiSettings
 from serving.policy_config import PolicyConfig
@@ -46,7 +47,7 @@ from serving.store.work import (
     take_next,
 )
 
-router = APIRouter(prefix="/v1/work", tags=["work"])
+router = APIRouter(prefix="/v1/work", tags=["work"], responses=responses(401, 403, 404, 409, 503))
 bearer = HTTPBearer(auto_error=False, description="the token from POST /v1/work/login")
 KEY_PATTERN = r"^[A-Za-z0-9._:-]{8,128}$"
 _store_lock = threading.Lock()

@@ -217,7 +217,9 @@ class InternalError(BaseModel):
 RESPONSES: dict[int, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "A malformed request: an invalid Content-Length, an unreadable body"},
     401: {"model": ErrorMessage, "description": "No or wrong API key in the X-API-Key header"},
-    409: {"model": ErrorMessage, "description": "A reload is already running"},
+    403: {"model": ErrorMessage, "description": "Signed in, but the item or page belongs to someone else"},
+    404: {"model": ErrorMessage, "description": "No such item"},
+    409: {"model": ErrorMessage, "description": "A reload is already running, or the item changed meanwhile"},
     413: {"model": ErrorMessage, "description": "The body is larger than PAYRANK_MAX_BODY_BYTES"},
     415: {"model": InvocationErrorBody, "description": "A content type (or charset) the scoring protocol lacks"},
     500: {"model": InternalError, "description": "A bug (never bad input): the request id finds it in the log"},
