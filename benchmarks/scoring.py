@@ -95,6 +95,22 @@ def train_model(book: str, home: str, num_threads: int) -> dict[str, Any]:
     }
 
 
+def channel_booster_list(model: object) -> list[Any]:
+    """Every LightGBM booster inside a channel learner (offset, outcome or DR), nested learners included."""
+    import lightgbm as lgb
+
+    found: list[lgb.Booster] = []
+    for value in vars(model).values():
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+        for item in items:
+            for leaf in item if isinstance(item, list) else [item]:
+                if isinstance(leaf, lgb.Booster):
+                    found.append(leaf)
+                elif hasattr(leaf, "__dict__") and type(leaf).__module__.startswith("training."):
+                    found += channel_booster_list(leaf)
+    return found
+
+
 def _timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -131,7 +147,7 @@ def measure_predict(book: str, model_uri: str, tracking_uri: str, num_threads: i
     X = scorer.matrix(feats)  # the brief's "feature matrix": a DataFrame LightGBM converts on every call
     channel = scorer.channel
     Ec = E if isinstance(E, np.ndarray) else E[channel.features_]
-    channel_boosters = [channel.control_model_, *channel.shift_models_.values()]
+    channel_boosters = channel_booster_list(channel)
     boosters = [scorer._payment, *channel_boosters, *([scorer._amount] if scorer._amount is not None else [])]
 
     def raw_all() -> object:

@@ -31,6 +31,8 @@ def test_register_and_load_through_postgres(trained_session, postgres_url: str) 
     want = trained_session.trained.scorer.predict(feats)["p_pay"].to_numpy()
     assert np.array_equal(loaded.scorer.predict(feats)["p_pay"].to_numpy(), want)
 
-    listed = CliRunner().invoke(app, ["models", "--tracking-uri", postgres_url, "--model-name", "payrank-pg"])
+    listed = CliRunner().invoke(
+        app, ["models", "--tracking-uri", postgres_url, "--model-name", "payrank-pg"], env={"COLUMNS": "250"}
+    )
     assert listed.exit_code == 0, listed.output
     assert "champion" in listed.output
