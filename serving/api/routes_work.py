@@ -34,8 +34,6 @@ from serving.store import auth
 from serving.store.db import Store, open_store
 from serving.store.models import IdempotencyKey, Outcome, Result, Specialist, WorkDay, WorkItem
 from serving.store.work import (
-    OutcomeIn,
-    ResultIn,
     WorkError,
     get_item,
     is_supervisor,
@@ -272,23 +270,7 @@ def record_outcome(
     item_id: ItemId, body: OutcomeBody, me: Me, store: StoreDep, clock: ClockDep, key: IdemKey, request: Request
 ) -> JSONResponse:
     """Record an attempt and what the conversation produced; compliance withdraws what it must at once."""
-    attempt = OutcomeIn(
-        channel=body.channel,
-        outcome=body.outcome,
-        placed_at=body.placed_at,
-        note=body.note,
-        results=tuple(
-            ResultIn(
-                kind=r.kind,
-                amount=getattr(r, "amount", None),
-                date=getattr(r, "date", None),
-                instalments=getattr(r, "instalments", None),
-                at=getattr(r, "at", None),
-                owner_only=getattr(r, "owner_only", True),
-            )
-            for r in body.results
-        ),
-    )
+    attempt = body.to_store()
     policy = _policy(request)
     note(item_id=item_id)
 

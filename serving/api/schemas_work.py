@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from features.schema import CHANNELS, OUTCOMES
+from serving.store.work import OutcomeIn, ResultIn
 
 MAX_AMOUNT = 10_000_000.0
 
@@ -100,6 +101,21 @@ class OutcomeBody(_Strict):
     placed_at: Moment | None = None
     results: list[ResultBody] = Field(default_factory=list, max_length=6)
     note: str | None = Field(None, max_length=4000)
+
+    def to_store(self) -> OutcomeIn:
+        """The store's form of this attempt (the API and the workspace's forms both record through it)."""
+        results = tuple(
+            ResultIn(
+                kind=r.kind,
+                amount=getattr(r, "amount", None),
+                date=getattr(r, "date", None),
+                instalments=getattr(r, "instalments", None),
+                at=getattr(r, "at", None),
+                owner_only=getattr(r, "owner_only", True),
+            )
+            for r in self.results
+        )
+        return OutcomeIn(self.channel, self.outcome, self.placed_at, results, self.note)
 
 
 class ReassignBody(_Strict):

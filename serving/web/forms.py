@@ -14,7 +14,7 @@ from fastapi import Request
 from pydantic import ValidationError
 
 from serving.api.schemas_work import OutcomeBody
-from serving.store.work import OutcomeIn, ResultIn
+from serving.store.work import OutcomeIn
 
 MAX_FORM_BYTES = 64 * 1024
 QUICK_OUTCOMES = ("no_answer", "voicemail", "wrong_number")
@@ -70,22 +70,7 @@ def outcome_from_form(form: dict[str, str], tz: str) -> OutcomeIn:
         valid = OutcomeBody.model_validate(body)
     except ValidationError as exc:
         raise FormError(422, "; ".join(_where(e) for e in exc.errors())) from None
-    return OutcomeIn(
-        channel=valid.channel,
-        outcome=valid.outcome,
-        note=valid.note,
-        results=tuple(
-            ResultIn(
-                kind=r.kind,
-                amount=getattr(r, "amount", None),
-                date=getattr(r, "date", None),
-                instalments=getattr(r, "instalments", None),
-                at=getattr(r, "at", None),
-                owner_only=getattr(r, "owner_only", True),
-            )
-            for r in valid.results
-        ),
-    )
+    return valid.to_store()
 
 
 FIELD_NAMES = {"promise_to_pay": "promise", "payment_plan": "plan", "callback": "callback"}
